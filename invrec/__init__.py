@@ -1,0 +1,8 @@
+"""invrec: scikit-learn-style multimedia recommenders robust to spurious correlations and to
+missing item modalities."""
+
+__version__ = "0.1.0.dev0"
+
+from .features import ItemFeatures
+
+__all__ = ["ItemFeatures", "__version__"]
