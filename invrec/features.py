@@ -34,6 +34,10 @@ class ItemFeatures:
     dtype : numpy dtype, default=np.float32
         Storage type of the matrices.
 
+    ItemFeatures has no ``len()`` on purpose: scikit-learn's model selection slices every fit
+    parameter whose length equals the number of rows of ``X``, which would cut the catalog. Use
+    :attr:`n_items`.
+
     Attributes
     ----------
     modalities : tuple of str
@@ -126,9 +130,6 @@ class ItemFeatures:
         if self.n_items == 0:
             return np.zeros((0, self.n_modalities), dtype=bool)
         return np.column_stack([~np.isnan(m[:, 0]) for m in self._data.values()])
-
-    def __len__(self):
-        return self.n_items
 
     def __iter__(self):
         return iter(self._data)
@@ -231,7 +232,7 @@ class ItemFeatures:
             data[name] = (m / safe).astype(m.dtype)
         return self._new(data, self._item_ids)
 
-    def fill_missing(self, strategy="mean", *, reference_items=None):
+    def fill_missing(self, strategy="mean", *, reference_items=None, values=None):
         """Replace missing rows, so that every item has every modality.
 
         Parameters
@@ -242,15 +243,16 @@ class ItemFeatures:
         reference_items : array-like, default=None
             Ids whose available rows define the mean, typically the training items. None uses
             every item.
+        values : dict of str to array-like, default=None
+            Fill vectors per modality, as returned by :meth:`fill_values` (overrides
+            ``strategy`` and ``reference_items``).
 
         Returns
         -------
         ItemFeatures
             A copy without NaN. Read :attr:`availability` *before* filling if the mask matters.
         """
-        if strategy not in ("mean", "zero"):
-            raise ValueError(f"strategy must be 'mean' or 'zero'; got {strategy!r}.")
-        ref = slice(None) if reference_items is None else self.index_of(reference_items)
+        values = values if values is not None else self.fill_values(strategy, reference_items=reference_items)
         avail = self.availability
         data = {}
         for j, (name, m) in enumerate(self._data.items()):
@@ -258,20 +260,49 @@ class ItemFeatures:
             if not missing.any():
                 data[name] = m
                 continue
-            if strategy == "zero":
-                fill = np.zeros(m.shape[1], dtype=m.dtype)
-            else:
-                rows = m[ref][avail[ref, j]]
-                if len(rows) == 0:
-                    raise ValueError(
-                        f"cannot mean-fill modality {name!r}: no reference item has it. Use "
-                        "strategy='zero' or widen reference_items."
-                    )
-                fill = rows.mean(axis=0, dtype=np.float64).astype(m.dtype)
+            fill = np.asarray(values[name], dtype=m.dtype).ravel()
+            if fill.shape != (m.shape[1],) or not np.isfinite(fill).all():
+                raise ValueError(
+                    f"values[{name!r}] must be {m.shape[1]} finite numbers; got shape {fill.shape}."
+                )
             out = m.copy()
             out[missing] = fill
             data[name] = out
         return self._new(data, self._item_ids)
+
+    def fill_values(self, strategy="mean", *, reference_items=None):
+        """The vectors :meth:`fill_missing` puts in missing rows, one per modality.
+
+        Keep them to fill items that arrive later (new items at inference) exactly as the
+        training items were filled.
+
+        Parameters
+        ----------
+        strategy : {"mean", "zero"}, default="mean"
+        reference_items : array-like, default=None
+            As in :meth:`fill_missing`.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (d_m,)
+        """
+        if strategy not in ("mean", "zero"):
+            raise ValueError(f"strategy must be 'mean' or 'zero'; got {strategy!r}.")
+        ref = slice(None) if reference_items is None else self.index_of(reference_items)
+        avail = self.availability
+        values = {}
+        for j, (name, m) in enumerate(self._data.items()):
+            if strategy == "zero":
+                values[name] = np.zeros(m.shape[1], dtype=m.dtype)
+                continue
+            rows = m[ref][avail[ref, j]]
+            if len(rows) == 0:
+                raise ValueError(
+                    f"cannot mean-fill modality {name!r}: no reference item has it. Use "
+                    "strategy='zero' or widen reference_items."
+                )
+            values[name] = rows.mean(axis=0, dtype=np.float64).astype(m.dtype)
+        return values
 
     def with_missing(self, fraction, *, n_missing=1, items=None, random_state=None):
         """Knock out modalities of randomly chosen items (missing-modality protocols).

@@ -29,7 +29,8 @@ def test_from_arrays_keeps_order_ids_and_dtype():
     assert feats.dims == {"visual": 2, "text": 1}
     assert feats["visual"].dtype == np.float32
     np.testing.assert_array_equal(feats["visual"], vis)
-    assert len(feats) == 3 and feats.n_modalities == 2
+    assert feats.n_items == 3 and feats.n_modalities == 2
+    assert not hasattr(feats, "__len__")  # sklearn would slice it as a per-row fit parameter
 
 
 def test_default_ids_are_row_numbers():
@@ -221,3 +222,13 @@ def test_with_missing_respects_already_missing_and_refuses_last_modality():
         feats.with_missing(1.5)
     with pytest.raises(KeyError, match="no features"):
         feats.with_missing(0.5, items=[7])
+
+
+def test_fill_values_reused_for_new_items():
+    train = ItemFeatures({"v": [[1.0, 2.0], [3.0, 6.0], [np.nan, np.nan]]}, item_ids=[0, 1, 2])
+    values = train.fill_values("mean")
+    np.testing.assert_allclose(values["v"], [2.0, 4.0])
+    new = ItemFeatures({"v": [[np.nan, np.nan], [7.0, 7.0]]}, item_ids=[8, 9])
+    np.testing.assert_allclose(new.fill_missing(values=values)["v"], [[2.0, 4.0], [7.0, 7.0]])
+    with pytest.raises(ValueError, match="must be 2 finite"):
+        new.fill_missing(values={"v": [1.0]})

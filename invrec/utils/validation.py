@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 USER = "user"
 ITEM = "item"
@@ -47,6 +48,12 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
         If ``X`` is empty, lacks the ``user``/``item`` columns, has the wrong shape, holds
         missing ids, or if ``y`` does not match it.
     """
+    if sp.issparse(X):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported. Pass the interactions as "
+            "a DataFrame with 'user' and 'item' columns, e.g. from the matrix's nonzero entries: "
+            "pd.DataFrame({'user': M.row, 'item': M.col}) for a COO matrix M."
+        )
     if isinstance(X, pd.DataFrame):
         missing = [c for c in (USER, ITEM) if c not in X.columns]
         if missing:
@@ -75,9 +82,11 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
         n_null = int(table[col].isna().sum())
         if n_null:
             raise ValueError(
-                f"{name} has {n_null} row(s) with a missing {col} id; drop them first, "
+                f"{name} has {n_null} row(s) with a missing (NaN) {col} id; drop them first, "
                 f"for example X.dropna(subset=['{col}'])."
             )
+        if pd.api.types.is_float_dtype(table[col]) and np.isinf(table[col].to_numpy()).any():
+            raise ValueError(f"{name} has an infinite {col} id; ids must be finite numbers or strings.")
     missing = [c for c in require_columns if c not in table.columns]
     if missing:
         raise ValueError(

@@ -1,0 +1,650 @@
+"""BaseRecommender: the scikit-learn contract every invrec estimator shares, written once.
+
+A subclass only says what its model is: it implements ``_fit_model(data)`` (build and train on the
+encoded :class:`FitData`) and ``_score_users(users)`` (scores of encoded users against the whole
+catalog, a tensor on the device). Everything else lives here: input validation, id encoding, the
+catalog, each user's training items, ``predict`` / ``recommend`` / ``score``, the ranking protocol
+of :mod:`invrec.metrics`, unknown ids, device resolution, seeding, the mini-batch loop with early
+stopping and ``history_``, progress bars, Ctrl-C, and CPU-portable pickling.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+
+from .features import ItemFeatures
+from .metrics import make_ranking_scorer, ndcg_at_k
+from .model_selection import train_test_split
+from .nn.sampling import iterate_minibatches
+from .utils.ranking import chunked_top_k, rankings_to_frame
+from .utils.validation import ITEM, USER, _clean_id_column, check_interactions
+
+__all__ = ["BaseRecommender", "FitData", "resolve_device"]
+
+#: Metric reported by :meth:`BaseRecommender.score` and used for early stopping.
+SCORE_METRIC, SCORE_K = "ndcg", 20
+
+
+def resolve_device(device):
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device into a torch.device.
+
+    Raises
+    ------
+    ValueError
+        If CUDA is asked for and ``torch.cuda.is_available()`` is False.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was asked for but CUDA is not available on this machine "
+            "(torch.cuda.is_available() is False). Use device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+@dataclass
+class FitData:
+    """Encoded training data handed to ``_fit_model``; every tensor lives on ``device``.
+
+    Attributes
+    ----------
+    users, items : LongTensor of shape (n_train,)
+        Encoded training interactions (the validation rows carved for early stopping excluded).
+    weights : Tensor of shape (n_train,) or None
+        ``y`` of those rows, when given.
+    n_users, n_items : int
+        Sizes of the user index and of the catalog.
+    user_degree, item_degree : Tensor of shape (n_users,) / (n_items,)
+        Training interactions per user and per item.
+    features : Tensor of shape (n_items, d) or None
+        Content of every catalog item: each modality L2-normalised per item, missing rows filled
+        with the training mean, modalities concatenated.
+    feature_slices : dict of str to slice
+        Columns of each modality in ``features``.
+    availability : BoolTensor of shape (n_items, n_modalities) or None
+        True where the item had that modality before filling.
+    device : torch.device
+    generator : torch.Generator
+        Seeded generator on ``device`` for every random draw of the fit.
+    """
+
+    users: torch.Tensor
+    items: torch.Tensor
+    weights: torch.Tensor | None
+    n_users: int
+    n_items: int
+    user_degree: torch.Tensor
+    item_degree: torch.Tensor
+    features: torch.Tensor | None
+    feature_slices: dict = field(default_factory=dict)
+    availability: torch.Tensor | None = None
+    device: torch.device = torch.device("cpu")
+    generator: torch.Generator | None = None
+    validation: tuple | None = None  # (user_idx ndarray, item_idx ndarray) of held-out rows
+    seen: sp.csr_array | None = None  # training rows as a CSR (n_users, n_items)
+
+
+class BaseRecommender(BaseEstimator):
+    """Base class of invrec recommenders (not used directly).
+
+    The shared constructor parameters (set by subclasses, documented there) are ``device``,
+    ``random_state``, ``verbose``, ``handle_unknown`` and, for trained models,
+    ``max_epochs``, ``batch_size``, ``learning_rate``, ``early_stopping``,
+    ``validation_fraction`` and ``n_iter_no_change``.
+
+    Fitted attributes common to every estimator: ``user_ids_`` and ``item_ids_`` (raw ids in
+    encoding order; ``item_ids_`` is the catalog), ``unseen_items_`` (catalog items without a
+    training interaction), ``n_users_``, ``n_items_``, ``item_features_`` (the features aligned
+    to the catalog, missing rows as NaN, or None), ``history_`` (one dict per epoch) and
+    ``device_`` (where the model was trained).
+    """
+
+    #: Fitted attributes holding torch state; moved to the CPU when pickled.
+    _torch_attributes = ("module_",)
+
+    # ------------------------------------------------------------------ sklearn plumbing
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        tags.input_tags.two_d_array = True
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.requires_fit = True
+        return tags
+
+    def _check_params(self):
+        """Validate constructor parameters (subclasses extend it); called at the start of fit."""
+        if self.handle_unknown not in ("error", "ignore"):
+            raise ValueError(f"handle_unknown must be 'error' or 'ignore'; got {self.handle_unknown!r}.")
+        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
+            if hasattr(self, name):
+                _check_positive_int(getattr(self, name), name)
+        if hasattr(self, "validation_fraction"):
+            v = self.validation_fraction
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+                raise ValueError(f"validation_fraction must be a float in (0, 1); got {v!r}.")
+        if hasattr(self, "learning_rate"):
+            lr = self.learning_rate
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+                raise ValueError(f"learning_rate must be a positive float; got {lr!r}.")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, *, item_features=None, validation_data=None):
+        """Fit the recommender on observed interactions.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_interactions, 2)
+            Training interactions: ``user`` and ``item`` columns (raw ids) or (user, item) rows.
+        y : array-like of shape (n_interactions,), default=None
+            Optional per-row weights. Rows with ``y <= 0`` are not interactions and are dropped.
+        item_features : ItemFeatures or dict, default=None
+            Item content (a dict is passed to :class:`~invrec.ItemFeatures`). Its items join the
+            catalog even without interactions, so they can be recommended.
+        validation_data : DataFrame or array-like, default=None
+            Held-out interactions for the validation metric and early stopping. When None and
+            ``early_stopping`` is True, a per-user share ``validation_fraction`` of ``X`` is
+            carved out (those rows still count as seen at recommendation time).
+
+        Returns
+        -------
+        self : object
+        """
+        self._check_params()
+        table, y = check_interactions(X, y)
+        if y is not None:
+            y = _check_weights(y)
+            keep = y > 0
+            table, y = table.loc[keep].reset_index(drop=True), y[keep]
+            if len(table) == 0:
+                raise ValueError("every row of X has y <= 0; there is no interaction to learn from.")
+        features = _as_item_features(item_features)
+        self._encode(table, features)
+        users = self._user_index.get_indexer(table[USER])
+        items = self._item_index.get_indexer(table[ITEM])
+        self._seen = _csr(users, items, (self.n_users_, self.n_items_))
+
+        train_pos, valid = self._split_validation(table, validation_data)
+        device = resolve_device(getattr(self, "device", "cpu"))
+        seed = int(check_random_state(getattr(self, "random_state", None)).randint(2**31 - 1))
+        generator = torch.Generator(device=device).manual_seed(seed)
+        tr_users, tr_items = users[train_pos], items[train_pos]
+        data = FitData(
+            users=torch.as_tensor(tr_users, device=device),
+            items=torch.as_tensor(tr_items, device=device),
+            weights=None if y is None else torch.as_tensor(y[train_pos], dtype=torch.float32, device=device),
+            n_users=self.n_users_,
+            n_items=self.n_items_,
+            user_degree=torch.as_tensor(np.bincount(tr_users, minlength=self.n_users_), dtype=torch.float32, device=device),
+            item_degree=torch.as_tensor(np.bincount(tr_items, minlength=self.n_items_), dtype=torch.float32, device=device),
+            features=None,
+            device=device,
+            generator=generator,
+            validation=valid,
+            seen=_csr(tr_users, tr_items, (self.n_users_, self.n_items_)),
+        )
+        if self.item_features_ is not None:
+            data.features, data.feature_slices, data.availability = self._content(
+                self.item_features_, reference_items=self.item_ids_[np.unique(tr_items)], device=device
+            )
+        self.history_ = []
+        self.device_ = str(device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            self._fit_model(data)
+        return self
+
+    def _encode(self, table, features):
+        """Build the user index and the catalog (feature items first, then new items of X)."""
+        self.user_ids_ = pd.unique(table[USER].to_numpy())
+        x_items = pd.unique(table[ITEM].to_numpy())
+        if features is not None:
+            extra = x_items[pd.Index(features.item_ids).get_indexer(x_items) < 0]
+            catalog = np.concatenate([features.item_ids, extra]) if len(extra) else features.item_ids
+            self.item_features_ = features.reindex(catalog, unknown="missing") if len(extra) else features
+        else:
+            catalog, self.item_features_ = x_items, None
+        self.item_ids_ = np.asarray(catalog)
+        self._user_index = pd.Index(self.user_ids_)
+        self._item_index = pd.Index(self.item_ids_)
+        self.n_users_, self.n_items_ = len(self.user_ids_), len(self.item_ids_)
+        warm = np.zeros(self.n_items_, dtype=bool)
+        warm[self._item_index.get_indexer(x_items)] = True
+        self.unseen_items_ = self.item_ids_[~warm]
+
+    def _content(self, features, *, reference_items=None, device):
+        """Normalised, mean-filled, concatenated content tensor (and the fill values kept)."""
+        normalised = features.normalize()
+        if not hasattr(self, "_fill_values") or reference_items is not None:
+            self._fill_values = normalised.fill_values("mean", reference_items=reference_items)
+        matrix, slices = normalised.fill_missing(values=self._fill_values).concat()
+        availability = torch.as_tensor(features.availability, device=device)
+        return torch.as_tensor(matrix, dtype=torch.float32, device=device), slices, availability
+
+    def _split_validation(self, table, validation_data):
+        """Positions of the rows to train on, and the encoded validation rows (or None)."""
+        all_rows = np.arange(len(table))
+        if validation_data is not None:
+            valid, _ = check_interactions(validation_data, name="validation_data")
+            u = self._user_index.get_indexer(valid[USER])
+            i = self._item_index.get_indexer(valid[ITEM])
+            known = (u >= 0) & (i >= 0)
+            if not known.any():
+                raise ValueError("validation_data shares no user and item with X and the catalog.")
+            return all_rows, (u[known], i[known])
+        if not getattr(self, "early_stopping", False):
+            return all_rows, None
+        try:
+            train, valid = train_test_split(table[[USER, ITEM]], test_size=self.validation_fraction,
+                                            by="user", random_state=getattr(self, "random_state", None))
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping=True needs a validation share of X, which cannot be carved: {exc} "
+                "Pass validation_data, or set early_stopping=False."
+            ) from None
+        return train.index.to_numpy(), (self._user_index.get_indexer(valid[USER]),
+                                        self._item_index.get_indexer(valid[ITEM]))
+
+    # ------------------------------------------------------------------ training loop
+    def _train_epochs(self, module, optimizer, batch_loss, data, *, n_rows=None):
+        """The shared mini-batch loop: epochs, validation, early stopping, history, Ctrl-C.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The model being trained; its best state (by validation NDCG@20) is restored at the end
+            when ``early_stopping`` is on.
+        optimizer : torch.optim.Optimizer
+        batch_loss : callable
+            ``batch_loss(rows)`` returns the loss of a LongTensor of training-row positions.
+        data : FitData
+        n_rows : int, default=None
+            Number of training rows (``len(data.users)`` when None).
+        """
+        n_rows = len(data.users) if n_rows is None else n_rows
+        best, best_state, stale = -np.inf, None, 0
+        epochs = range(1, self.max_epochs + 1)
+        bar = _progress(epochs, self.verbose, type(self).__name__)
+        try:
+            for epoch in bar:
+                start = time.perf_counter()
+                module.train()
+                total = torch.zeros((), device=data.device)
+                for rows in iterate_minibatches(n_rows, self.batch_size, generator=data.generator,
+                                                device=data.device):
+                    loss = batch_loss(rows)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.detach() * len(rows)
+                record = {"epoch": epoch, "train_loss": float(total) / n_rows}
+                record["fit_time"] = time.perf_counter() - start
+                if data.validation is not None:
+                    module.eval()
+                    record[f"valid_{SCORE_METRIC}@{SCORE_K}"] = score = self._validation_score(data)
+                    if score > best:
+                        best, stale = score, 0
+                        best_state = _copy_state(module)
+                        record["best"] = True
+                    else:
+                        stale += 1
+                self.history_.append(record)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix({k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+                if getattr(self, "early_stopping", False) and stale >= self.n_iter_no_change:
+                    break
+        except KeyboardInterrupt:
+            warnings.warn(
+                f"Training of {type(self).__name__} interrupted after {len(self.history_)} epoch(s); "
+                "the model keeps the best state seen so far.", stacklevel=2,
+            )
+        finally:
+            if hasattr(bar, "close"):
+                bar.close()
+        if getattr(self, "early_stopping", False) and best_state is not None:
+            module.load_state_dict(best_state)
+        module.eval()
+
+    def _validation_score(self, data):
+        """NDCG@20 on the validation rows, ranking the catalog with training items excluded."""
+        users, items = data.validation
+        order, codes = np.unique(users, return_inverse=True)
+        relevant = _csr(codes, items, (len(order), self.n_items_))
+        rankings, _ = chunked_top_k(self._score_users, order, SCORE_K, exclude=data.seen,
+                                    chunk_size=self._chunk_size())
+        return ndcg_at_k(rankings, relevant, SCORE_K)
+
+    # ------------------------------------------------------------------ model hooks
+    def _fit_model(self, data):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _score_users(self, users):  # pragma: no cover - abstract
+        """Scores of encoded ``users`` (int array) against every catalog item: a (n, n_items) tensor."""
+        raise NotImplementedError
+
+    def _score_pairs(self, users, items):
+        """Scores of encoded (user, item) pairs; subclasses may override with a cheaper path."""
+        out = []
+        step = self._chunk_size()
+        for start in range(0, len(users), step):
+            u, i = users[start:start + step], items[start:start + step]
+            with torch.no_grad():
+                scores = self._score_users(u)
+            out.append(scores[torch.arange(len(u), device=scores.device), torch.as_tensor(i, device=scores.device)])
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def _score_new_items(self, users, features):
+        """Scores of encoded users against items unknown at fit time, from their content alone.
+
+        ``features`` is the (n_new, d) content tensor prepared like the training content. Models
+        without a content part cannot do this.
+        """
+        raise ValueError(
+            f"{type(self).__name__} cannot score items unknown at fit time: it has no content "
+            "model. Refit with those items in item_features."
+        )
+
+    def _chunk_size(self):
+        """Users scored at once: about 2**24 scores per chunk."""
+        return max(1, min(4096, (1 << 24) // max(self.n_items_, 1)))
+
+    # ------------------------------------------------------------------ inference
+    def _check_fitted(self):
+        if not hasattr(self, "item_ids_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "interactions first."
+            )
+
+    def _encode_users(self, users):
+        """Encoded users and a mask of the known ones; unknown ones raise unless 'ignore'."""
+        users = _as_ids(users)
+        codes = self._user_index.get_indexer(users)
+        known = codes >= 0
+        if not known.all() and self.handle_unknown == "error":
+            shown = list(pd.unique(users[~known])[:5])
+            raise ValueError(
+                f"{int((~known).sum())} user id(s) were not seen in fit, e.g. {shown}. Pass known "
+                "users, or set handle_unknown='ignore' to skip them."
+            )
+        return users, codes, known
+
+    def predict(self, X, *, item_features=None):
+        """Score each (user, item) row of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n, 2)
+            Rows to score (raw ids).
+        item_features : ItemFeatures or dict, default=None
+            Content of items that are not in the catalog: they are scored from their content
+            alone (models with a content part only).
+
+        Returns
+        -------
+        scores : ndarray of shape (n,)
+            Higher means more likely to interact. With ``handle_unknown="ignore"``, rows with an
+            unknown user or item are NaN.
+        """
+        self._check_fitted()
+        table, _ = check_interactions(X)
+        _, u, known_u = self._encode_users(table[USER].to_numpy())
+        i = self._item_index.get_indexer(table[ITEM])
+        out = np.full(len(table), np.nan)
+        new_rows = known_u & (i < 0)
+        if new_rows.any():
+            if item_features is not None:
+                new_ids, new_content = self._new_item_content(item_features, table[ITEM].to_numpy()[new_rows])
+                with torch.no_grad():
+                    scores = self._score_new_items(u[new_rows], new_content)
+                col = pd.Index(new_ids).get_indexer(table[ITEM].to_numpy()[new_rows])
+                out[new_rows] = scores[np.arange(len(col)), col].cpu().double().numpy()
+            elif self.handle_unknown == "error":
+                self._raise_unknown_items(table[ITEM].to_numpy()[i < 0])
+        ok = known_u & (i >= 0)
+        if ok.any():
+            with torch.no_grad():
+                out[ok] = self._score_pairs(u[ok], i[ok]).cpu().double().numpy()
+        return out
+
+    def recommend(self, users, n=10, *, exclude_seen=True, items=None, exclude=None, item_features=None):
+        """Top-``n`` items for each user.
+
+        Parameters
+        ----------
+        users : array-like of raw user ids, or one id
+        n : int, default=10
+            Length of each list (shorter when fewer candidates remain).
+        exclude_seen : bool, default=True
+            Leave out each user's training interactions (every row given to ``fit``).
+        items : array-like of raw item ids, default=None
+            Candidates to rank; None ranks the whole catalog. Ids outside the catalog need
+            ``item_features``, unless ``handle_unknown="ignore"`` (then they are dropped).
+        exclude : DataFrame or array-like of shape (m, 2), default=None
+            Further (user, item) pairs to leave out, for example the validation interactions.
+        item_features : ItemFeatures or dict, default=None
+            Content of candidate items unknown at fit time (new items), scored from content alone.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``user``, ``item``, ``score``, ``rank`` (1-based), users in the given order.
+            With ``handle_unknown="ignore"``, unknown users get no rows.
+        """
+        self._check_fitted()
+        n = _check_positive_int(n, "n")
+        users, codes, known = self._encode_users(users)
+        users, codes = users[known], codes[known]
+        candidates, new_ids, new_content = self._candidates(items, item_features)
+        if exclude_seen:
+            seen = self._exclusions(exclude)
+        else:
+            seen = None if exclude is None else self._exclusions(exclude, include_training=False)
+        if new_ids is None:
+            top, values = chunked_top_k(self._score_users, codes, n, exclude=seen,
+                                        candidates=candidates, chunk_size=self._chunk_size())
+            return rankings_to_frame(users, top, values, item_ids=self.item_ids_)
+        # Candidates include items unknown at fit time: score them from content next to the catalog.
+        n_new = len(new_ids)
+        wide_seen = None if seen is None else sp.hstack([seen, sp.csr_array((seen.shape[0], n_new))]).tocsr()
+        wide_candidates = np.concatenate([candidates if candidates is not None else np.ones(self.n_items_, bool),
+                                          np.ones(n_new, bool)])
+
+        def score_fn(chunk):
+            known_scores = self._score_users(chunk)
+            return torch.cat([known_scores, self._score_new_items(chunk, new_content).to(known_scores.device)], dim=1)
+
+        top, values = chunked_top_k(score_fn, codes, n, exclude=wide_seen, candidates=wide_candidates,
+                                    chunk_size=self._chunk_size())
+        return rankings_to_frame(users, top, values, item_ids=np.concatenate([self.item_ids_, new_ids]))
+
+    def score(self, X, y=None):
+        """NDCG@20 of the held-out interactions ``X``, ranking the catalog with seen items excluded.
+
+        This is :func:`invrec.metrics.make_ranking_scorer` ``("ndcg", k=20)``: the users of
+        ``X`` are ranked against every catalog item except their training items, and each user's
+        rows in ``X`` are the relevant items. Use that function for other metrics or candidates.
+
+        Returns
+        -------
+        score : float
+        """
+        self._check_fitted()
+        if self.handle_unknown == "ignore":
+            table, y = check_interactions(X, y)
+            keep = self._user_index.get_indexer(table[USER]) >= 0
+            X, y = table.loc[keep], None if y is None else y[keep]
+        return make_ranking_scorer(SCORE_METRIC, k=SCORE_K)(self, X, y)
+
+    def _candidates(self, items, item_features):
+        """Candidate mask over the catalog, plus ids and content of new items (or None)."""
+        if items is None:
+            return None, None, None
+        items = _as_ids(items)
+        pos = self._item_index.get_indexer(items)
+        mask = np.zeros(self.n_items_, dtype=bool)
+        mask[pos[pos >= 0]] = True
+        unknown = items[pos < 0]
+        if len(unknown) == 0:
+            return mask, None, None
+        if item_features is not None:
+            new_ids, content = self._new_item_content(item_features, unknown)
+            return mask, new_ids, content
+        if self.handle_unknown == "error":
+            self._raise_unknown_items(unknown)
+        return mask, None, None
+
+    def _new_item_content(self, item_features, item_ids):
+        """Content tensor of items unknown at fit time, prepared like the training content."""
+        if self.item_features_ is None:
+            raise ValueError(f"{type(self).__name__} was fitted without item_features; it cannot score new items.")
+        features = _as_item_features(item_features)
+        ids = pd.unique(np.asarray(item_ids))
+        try:
+            features = features.reindex(ids).select_modalities(self.item_features_.modalities)
+        except KeyError as exc:
+            raise ValueError(f"item_features lacks items or modalities to score: {exc.args[0]}") from None
+        if features.dims != self.item_features_.dims:
+            raise ValueError(
+                f"item_features has modality widths {features.dims}; the model was fitted with "
+                f"{self.item_features_.dims}."
+            )
+        device = self._inference_device()
+        content, _, _ = self._content(features, device=device)
+        return ids, content
+
+    def _exclusions(self, exclude, include_training=True):
+        """CSR (n_users, n_items) of pairs to leave out of rankings."""
+        seen = self._seen if include_training else sp.csr_array(self._seen.shape, dtype=self._seen.dtype)
+        if exclude is None:
+            return seen
+        table, _ = check_interactions(exclude, name="exclude")
+        u = self._user_index.get_indexer(table[USER])
+        i = self._item_index.get_indexer(table[ITEM])
+        ok = (u >= 0) & (i >= 0)
+        return (seen + _csr(u[ok], i[ok], seen.shape)).tocsr()
+
+    def _raise_unknown_items(self, unknown):
+        shown = list(pd.unique(np.asarray(unknown))[:5])
+        raise ValueError(
+            f"{len(pd.unique(np.asarray(unknown)))} item id(s) are not in the catalog, e.g. {shown}. "
+            "Pass their content with item_features=... to score them from content alone, or set "
+            "handle_unknown='ignore' to skip them."
+        )
+
+    def _inference_device(self):
+        """Where fitted tensors live now (the CPU after unpickling without CUDA)."""
+        module = getattr(self, "module_", None)
+        if isinstance(module, torch.nn.Module):
+            for tensor in module.parameters():
+                return tensor.device
+            for tensor in module.buffers():
+                return tensor.device
+        return torch.device("cpu")
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        for name in self._torch_attributes:
+            value = state.get(name)
+            if isinstance(value, (torch.nn.Module, torch.Tensor)):
+                state[name] = copy.deepcopy(value).to("cpu") if isinstance(value, torch.nn.Module) else value.cpu()
+        state.pop("_user_index", None)
+        state.pop("_item_index", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "user_ids_" in state:
+            self._user_index = pd.Index(self.user_ids_)
+            self._item_index = pd.Index(self.item_ids_)
+        target = getattr(self, "device", "cpu")
+        if getattr(self, "device_", "cpu").startswith("cuda") and not torch.cuda.is_available():
+            if target not in ("auto", "cpu", None):
+                warnings.warn(
+                    f"This model was trained on {self.device_} but CUDA is not available here; it "
+                    "runs on the CPU.", stacklevel=2,
+                )
+            return
+        if str(target).startswith("cuda") or (target == "auto" and torch.cuda.is_available()):
+            device = resolve_device(target)
+            for name in self._torch_attributes:
+                value = getattr(self, name, None)
+                if isinstance(value, (torch.nn.Module, torch.Tensor)):
+                    setattr(self, name, value.to(device))
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
+def _as_ids(values):
+    """1-D array of raw ids; a list mixing types keeps each id as given (no cast to str)."""
+    if np.isscalar(values):
+        values = [values]
+    if isinstance(values, np.ndarray):
+        return values.ravel()
+    if isinstance(values, (pd.Series, pd.Index)):
+        return values.to_numpy()
+    return _clean_id_column(np.asarray(list(values), dtype=object))
+
+
+def _check_weights(y):
+    try:
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("y must be numeric: one weight per interaction.") from None
+    if not np.isfinite(y).all():
+        raise ValueError("y holds NaN or inf; give every interaction a finite weight.")
+    return y
+
+
+def _as_item_features(item_features):
+    if item_features is None or isinstance(item_features, ItemFeatures):
+        return item_features
+    if isinstance(item_features, dict):
+        return ItemFeatures(item_features)
+    raise TypeError(
+        "item_features must be an invrec.ItemFeatures or a dict of modality -> DataFrame indexed "
+        f"by item id; got {type(item_features).__name__}."
+    )
+
+
+def _csr(rows, cols, shape):
+    data = np.ones(len(rows), dtype=np.float32)
+    out = sp.csr_array((data, (np.asarray(rows), np.asarray(cols))), shape=shape)
+    out.sum_duplicates()
+    out.data[:] = 1.0
+    return out
+
+
+def _copy_state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _progress(iterable, verbose, name):
+    if not verbose:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=f"{name} epochs", unit="epoch", leave=True)

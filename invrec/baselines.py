@@ -1,0 +1,262 @@
+"""Baselines: the ERM backbone every invariant method must beat, and popularity.
+
+* :class:`PopularityRecommender` ranks items by their number of training interactions.
+* :class:`UltraGCNRecommender` is the multimodal UltraGCN-style backbone of InvRL, PaInvRL and EIOR
+  (user and item id embeddings, a linear content tower over the L2-normalised modalities,
+  degree-weighted BCE with uniform negatives) trained by plain empirical risk minimisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import BaseRecommender
+from .nn import (
+    UltraGCNScorer,
+    degree_weights,
+    item_item_loss,
+    item_item_neighbors,
+    pair_and_negative_scores,
+    sample_negatives,
+    ultragcn_loss,
+)
+
+__all__ = ["PopularityRecommender", "UltraGCNRecommender"]
+
+
+class PopularityRecommender(BaseRecommender):
+    """Rank items by how often they were interacted with in training.
+
+    The same list for every user (minus what each has seen). Items without training interactions,
+    including new items passed with ``item_features``, score 0.
+
+    Parameters
+    ----------
+    handle_unknown : {"error", "ignore"}, default="error"
+        Unknown users or items: raise a ``ValueError``, or skip them (NaN in ``predict``, no rows
+        in ``recommend``).
+
+    Attributes
+    ----------
+    popularity_ : ndarray of shape (n_items_,)
+        Training interactions (sum of ``y`` when given) per catalog item.
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, history_
+        See :class:`~invrec.base.BaseRecommender`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from invrec.baselines import PopularityRecommender
+    >>> X = pd.DataFrame({"user": ["a", "a", "b", "c"], "item": ["x", "y", "x", "z"]})
+    >>> PopularityRecommender().fit(X).recommend(["c"], n=2)
+      user item  score  rank
+    0    c    x    2.0     1
+    1    c    y    1.0     2
+    """
+
+    def __init__(self, *, handle_unknown="error"):
+        self.handle_unknown = handle_unknown
+
+    def _fit_model(self, data):
+        weights = data.weights if data.weights is not None else torch.ones_like(data.items, dtype=torch.float32)
+        counts = torch.zeros(data.n_items, device=data.device).index_add_(0, data.items, weights)
+        self.popularity_ = counts.cpu().numpy()
+
+    def _score_users(self, users):
+        return torch.as_tensor(self.popularity_).expand(len(users), -1)
+
+    def _score_new_items(self, users, features):
+        return torch.zeros(len(users), len(features))
+
+
+class UltraGCNRecommender(BaseRecommender):
+    """Multimodal UltraGCN-style recommender trained by plain ERM: the backbone of InvRL/PaInvRL/EIOR.
+
+    A user vector ``[U_u ; C_u]`` scores an item vector ``[V_i ; W x_i + b]`` by dot product, where
+    ``x_i`` is the item's content (each modality L2-normalised, missing ones filled with the
+    training mean, concatenated) and ``W`` a linear content tower. The loss is UltraGCN's
+    degree-weighted binary cross-entropy with uniform negatives, plus InvRL's whole-matrix L2 and,
+    optionally, UltraGCN's item-item constraint. This model with all content dimensions kept is the
+    empirical-risk-minimisation baseline every invariant method in invrec must beat.
+
+    Parameters
+    ----------
+    embedding_dim : int, default=64
+        Width of the id embeddings (InvRL: 64).
+    content_dim : int, default=64
+        Output width of the content tower (InvRL ``feat_dim``: 64). Ignored without item features.
+    max_epochs : int, default=200
+        Upper bound on training epochs.
+    batch_size : int, default=4096
+        Positive interactions per step. Large batches suit batch-shared negatives (see
+        ``negative_sampling``); InvRL used 512 with per-positive negatives.
+    learning_rate : float, default=1e-3
+        Adam step size (InvRL: 1e-3).
+    n_negatives : int, default=50
+        Uniform negatives per positive (InvRL ``neg_num``: 50).
+    negative_sampling : {"shared", "per_positive"}, default="shared"
+        "shared": each batch draws ``n_negatives`` items once and every positive of the batch is
+        contrasted with all of them (still ``n_negatives`` per positive, scored by one matrix
+        product: about 10x faster per epoch than per-positive draws on TikTok, with the same
+        ranking quality in the benchmarks). "per_positive": independent draws for every positive,
+        as InvRL does. Negatives are uniform over the catalog and not filtered against the user's
+        positives (InvRL's choice; collisions are rare and harmless).
+    loss_weights : tuple of 4 floats, default=(1.0, 1.0, 1.0, 1.0)
+        UltraGCN's ``w1..w4``: positive weight ``w1 + w2 beta_u beta_i``, negative weight
+        ``w3 + w4 beta_u beta_j`` (InvRL: all 1).
+    l2_embedding : float, default=1e-4
+        L2 weight on ``||U||^2 + item_l2_ratio ||V||^2`` (InvRL ``wd1``: 1e-4).
+    l2_content : float, default=1e-2
+        L2 weight on the content tower (InvRL ``wd2``: 1e-2).
+    item_l2_ratio : float, default=2.0
+        Extra weight on the item id embeddings' L2 (InvRL ``wdi``: 2).
+    item_item_weight : float, default=0.0
+        Weight of UltraGCN's item-item constraint (0 = off, as in InvRL).
+    n_item_neighbors : int, default=10
+        Neighbours per item for the item-item constraint.
+    init_std : float, default=0.01
+        Standard deviation of the initial weights (InvRL: 0.01).
+    early_stopping : bool, default=True
+        Keep the epoch with the best validation NDCG@20 and stop after ``n_iter_no_change``
+        epochs without improvement.
+    validation_fraction : float, default=0.1
+        Per-user share of ``X`` held out for early stopping when ``validation_data`` is not given
+        to ``fit``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where to train and score; "auto" takes the GPU when there is one.
+    random_state : int, RandomState or None, default=None
+        Seed of initialisation, sampling and the validation carve; an int makes a CPU fit
+        bit-for-bit reproducible.
+    verbose : int, default=0
+        1 shows a progress bar over epochs with the loss and validation metric.
+    handle_unknown : {"error", "ignore"}, default="error"
+        Unknown users or items at predict/recommend time: raise, or skip them. Items unknown at
+        fit time can always be scored from content alone by passing their ``item_features``.
+
+    Attributes
+    ----------
+    module_ : UltraGCNScorer
+        The trained torch model.
+    history_ : list of dict
+        Per epoch: ``train_loss``, ``fit_time`` (s) and, with validation, ``valid_ndcg@20``.
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
+        See :class:`~invrec.base.BaseRecommender`.
+
+    Notes
+    -----
+    The objective of a batch is the mean per-positive loss plus the L2 terms divided by the batch
+    size: at InvRL's batch size this is InvRL's summed objective rescaled, so the optimiser sees the
+    same balance between fit and regularisation.
+
+    Examples
+    --------
+    >>> from invrec.baselines import UltraGCNRecommender
+    >>> from invrec.datasets import make_multimodal_interactions
+    >>> data = make_multimodal_interactions(n_users=60, n_items=50, random_state=0)
+    >>> model = UltraGCNRecommender(max_epochs=5, random_state=0)
+    >>> model = model.fit(data.interactions, item_features=data.item_features)
+    >>> model.recommend([0], n=3).shape
+    (3, 4)
+    """
+
+    def __init__(self, *, embedding_dim=64, content_dim=64, max_epochs=200, batch_size=4096,
+                 learning_rate=1e-3, n_negatives=50, negative_sampling="shared",
+                 loss_weights=(1.0, 1.0, 1.0, 1.0), l2_embedding=1e-4, l2_content=1e-2,
+                 item_l2_ratio=2.0, item_item_weight=0.0, n_item_neighbors=10, init_std=0.01,
+                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
+                 device="auto", random_state=None, verbose=0, handle_unknown="error"):
+        self.embedding_dim = embedding_dim
+        self.content_dim = content_dim
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.n_negatives = n_negatives
+        self.negative_sampling = negative_sampling
+        self.loss_weights = loss_weights
+        self.l2_embedding = l2_embedding
+        self.l2_content = l2_content
+        self.item_l2_ratio = item_l2_ratio
+        self.item_item_weight = item_item_weight
+        self.n_item_neighbors = n_item_neighbors
+        self.init_std = init_std
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.handle_unknown = handle_unknown
+
+    def _check_params(self):
+        super()._check_params()
+        for name in ("embedding_dim", "content_dim", "n_negatives", "n_item_neighbors"):
+            _check_int(getattr(self, name), name, minimum=0 if name == "content_dim" else 1)
+        if self.negative_sampling not in ("shared", "per_positive"):
+            raise ValueError(
+                f"negative_sampling must be 'shared' or 'per_positive'; got {self.negative_sampling!r}."
+            )
+        if len(tuple(self.loss_weights)) != 4:
+            raise ValueError(f"loss_weights must be 4 floats (w1, w2, w3, w4); got {self.loss_weights!r}.")
+        for name in ("l2_embedding", "l2_content", "item_l2_ratio", "item_item_weight", "init_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a float >= 0; got {value!r}.")
+
+    # ------------------------------------------------------------------ training
+    def _fit_model(self, data):
+        self.module_ = UltraGCNScorer(
+            data.n_users, data.n_items, data.features, id_dim=self.embedding_dim,
+            content_dim=self.content_dim, init_std=self.init_std, generator=data.generator,
+        )
+        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)
+
+    def _batch_objective(self, module, data, mask=None):
+        """The loss of a batch of training rows: the function the shared loop calls."""
+        beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
+        weights = tuple(float(w) for w in self.loss_weights)
+        shared = self.negative_sampling == "shared"
+        neighbors = None
+        if self.item_item_weight > 0:
+            nbr, nbr_w = item_item_neighbors(data.seen, self.n_item_neighbors)
+            neighbors = (torch.as_tensor(nbr, device=data.device), torch.as_tensor(nbr_w, device=data.device))
+
+        def objective(rows):
+            users, items = data.users[rows], data.items[rows]
+            negatives = sample_negatives(data.n_items, len(rows), self.n_negatives, shared=shared,
+                                         generator=data.generator, device=data.device)
+            pos, neg = pair_and_negative_scores(module, users, items, negatives, mask=mask)
+            loss = ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives], w=weights)
+            reg = module.regularization(self.item_l2_ratio)
+            loss = loss + (self.l2_embedding * reg.embeddings + self.l2_content * reg.projection) / len(rows)
+            if neighbors is not None:
+                nbr_items, nbr_w = neighbors[0][items], neighbors[1][items]
+                h = module.item_vectors(nbr_items.reshape(-1), mask).view(*nbr_items.shape, -1)
+                loss = loss + self.item_item_weight * item_item_loss(module.user_vectors(users), h, nbr_w)
+            return loss
+
+        return objective
+
+    # ------------------------------------------------------------------ scoring
+    def _score_users(self, users):
+        module = self.module_
+        return module.score_users(torch.as_tensor(users, device=self._inference_device()))
+
+    def _score_pairs(self, users, items):
+        device = self._inference_device()
+        return self.module_(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device))
+
+    def _score_new_items(self, users, features):
+        module = self.module_
+        u = module.user_vectors(torch.as_tensor(users, device=self._inference_device()))
+        content = module.projection(features) if module.projection is not None else features[:, :0]
+        return u[:, module.id_dim:] @ content.T
+
+
+def _check_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
+    return int(value)

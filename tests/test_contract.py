@@ -1,0 +1,216 @@
+"""The contract every invrec estimator keeps, run on every estimator (add new ones to ESTIMATORS).
+
+sklearn's own estimator checks run with the few expected failures an id-based recommender must
+have; then the recommender-specific promises: clone, params, pickling, reproducibility, string ids,
+seen items, candidates, unknown ids, GridSearchCV with a ranking scorer, Pipeline.
+"""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from invrec.baselines import PopularityRecommender, UltraGCNRecommender
+from invrec.datasets import make_multimodal_interactions
+from invrec.metrics import make_ranking_scorer
+from invrec.model_selection import PerUserHoldout, train_test_split
+
+TINY_TRAINING = dict(max_epochs=3, batch_size=64, embedding_dim=4, content_dim=4, n_negatives=4)
+
+
+def _estimators():
+    """One tiny instance of every estimator: (instance, name of a parameter worth searching)."""
+    return [
+        (PopularityRecommender(), None),
+        (UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim"),
+    ]
+
+
+ESTIMATORS = [est for est, _ in _estimators()]
+# sklearn's checks fit on a few rows per user, too few to carve a validation share from.
+CHECK_ESTIMATORS = [clone(est).set_params(early_stopping=False) if "early_stopping" in est.get_params()
+                    else clone(est) for est in ESTIMATORS]
+SEARCH_PARAM = {type(est).__name__: param for est, param in _estimators()}
+IDS = [type(est).__name__ for est in ESTIMATORS]
+
+# Why each sklearn check cannot pass for a recommender whose X is a table of (user, item) ids.
+# sklearn's generic data has 1, 3 or more columns of features; ours has exactly (user, item).
+_ID_INPUT = "X is a table of (user, item) ids: any other width is rejected with our own message"
+_EXPECTED_FAILURES = {
+    name: _ID_INPUT
+    for name in (
+        "check_fit_score_takes_y", "check_dont_overwrite_parameters", "check_n_features_in",
+        "check_n_features_in_after_fitting", "check_positive_only_tag_during_fit",
+        "check_estimators_dtypes", "check_complex_data", "check_dtype_object",
+        "check_estimators_empty_data_messages", "check_pipeline_consistency", "check_estimators_pickle",
+        "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance", "check_fit2d_1sample", "check_fit2d_1feature",
+        "check_dict_unchanged", "check_fit2d_predict1d", "check_estimators_nan_inf",
+    )
+}
+
+
+def _expected_failed_checks(estimator):
+    return _EXPECTED_FAILURES
+
+
+@parametrize_with_checks(CHECK_ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_checks(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+# ---------------------------------------------------------------- recommender contract
+@pytest.fixture(scope="module")
+def data():
+    data = make_multimodal_interactions(n_users=40, n_items=30, interactions_per_user=4,
+                                        test_interactions_per_user=1, random_state=0)
+    train, test = train_test_split(data.interactions, test_size=0.25, by="user", random_state=0)
+    return data, train, test
+
+
+@pytest.fixture(params=ESTIMATORS, ids=IDS)
+def estimator(request):
+    return clone(request.param)
+
+
+def _fit(est, data, X=None):
+    bunch, train, _ = data
+    return est.fit(train if X is None else X, item_features=bunch.item_features)
+
+
+def test_clone_and_params_round_trip(estimator):
+    params = estimator.get_params()
+    again = clone(estimator)
+    assert again.get_params() == params
+    estimator.set_params(**params)
+    assert estimator.get_params() == params
+    with pytest.raises(ValueError):
+        estimator.set_params(no_such_parameter=1)
+
+
+def test_unfitted_use_raises(estimator):
+    with pytest.raises(NotFittedError):
+        estimator.recommend([0])
+    with pytest.raises(NotFittedError):
+        estimator.predict(pd.DataFrame({"user": [0], "item": [0]}))
+
+
+def test_fit_returns_self_and_does_not_touch_input(estimator, data):
+    _, train, _ = data
+    before = train.copy()
+    assert _fit(estimator, data) is estimator
+    pd.testing.assert_frame_equal(train, before)
+    assert estimator.n_items_ == 30  # every item with features is in the catalog
+    assert set(estimator.unseen_items_) == set(range(30)) - set(train["item"])
+
+
+def test_pickle_round_trip_identical_predictions(estimator, data):
+    _, train, test = data
+    _fit(estimator, data)
+    again = pickle.loads(pickle.dumps(estimator))
+    np.testing.assert_array_equal(again.predict(test), estimator.predict(test))
+    pd.testing.assert_frame_equal(again.recommend([0, 5], n=5), estimator.recommend([0, 5], n=5))
+
+
+def test_refit_is_reproducible(estimator, data):
+    _, _, test = data
+    first = _fit(clone(estimator), data).predict(test)
+    second = _fit(estimator, data).predict(test)
+    np.testing.assert_array_equal(first, second)
+    again = _fit(estimator, data).predict(test)  # a refit of the same object starts over
+    np.testing.assert_array_equal(first, again)
+
+
+def test_string_ids(estimator, data):
+    bunch, train, test = data
+    as_str = lambda f: f.assign(user="u" + f["user"].astype(str), item="i" + f["item"].astype(str))  # noqa: E731
+    feats = bunch.item_features.reindex(bunch.item_features.item_ids)  # copy
+    feats = type(feats)({m: feats[m] for m in feats}, item_ids=["i" + str(i) for i in feats.item_ids])
+    estimator.fit(as_str(train), item_features=feats)
+    recs = estimator.recommend(["u0", "u3"], n=4)
+    assert set(recs["user"]) == {"u0", "u3"} and recs["item"].str.startswith("i").all()
+    scores = estimator.predict(as_str(test))
+    assert scores.shape == (len(test),) and np.isfinite(scores).all()
+
+
+def test_recommend_excludes_seen_and_respects_candidates(estimator, data):
+    _, train, _ = data
+    _fit(estimator, data)
+    users = train["user"].unique()[:10]
+    recs = estimator.recommend(users, n=8)
+    seen = set(zip(train["user"], train["item"]))
+    assert not any(pair in seen for pair in zip(recs["user"], recs["item"]))
+    assert recs.groupby("user").size().le(8).all()
+    assert (recs.groupby("user")["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1)))).all()
+    assert recs.groupby("user")["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    with_seen = estimator.recommend(users, n=30, exclude_seen=False)
+    assert with_seen.groupby("user").size().eq(30).all()
+    candidates = [1, 2, 3, 4, 5]
+    restricted = estimator.recommend(users, n=3, items=candidates, exclude_seen=False)
+    assert set(restricted["item"]) <= set(candidates)
+    extra = pd.DataFrame({"user": [users[0]] * 30, "item": range(30)})
+    assert estimator.recommend([users[0]], exclude=extra).empty
+
+
+def test_unknown_ids(estimator, data):
+    _fit(estimator, data)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        estimator.recommend(["nobody"])
+    with pytest.raises(ValueError, match="not in the catalog"):
+        estimator.predict(pd.DataFrame({"user": [0], "item": [999]}))
+    estimator.set_params(handle_unknown="ignore")
+    assert estimator.recommend(["nobody", 0], n=2)["user"].tolist() == [0, 0]
+    scores = estimator.predict(pd.DataFrame({"user": [0, "nobody", 0], "item": [999, 1, 1]}))
+    assert np.isnan(scores[:2]).all() and np.isfinite(scores[2])
+
+
+def test_score_is_the_documented_ranking_metric(estimator, data):
+    _, _, test = data
+    _fit(estimator, data)
+    assert estimator.score(test) == make_ranking_scorer("ndcg", k=20)(estimator, test)
+    assert 0.0 <= estimator.score(test) <= 1.0
+
+
+def test_grid_search_with_per_user_holdout(estimator, data):
+    bunch, train, _ = data
+    param = SEARCH_PARAM[type(estimator).__name__]
+    grid = {param: [2, 4]} if param else {"handle_unknown": ["error", "ignore"]}
+    search = GridSearchCV(estimator, grid, cv=PerUserHoldout(n_splits=2, random_state=0),
+                          scoring={"recall": make_ranking_scorer("recall", k=5),
+                                   "ndcg": make_ranking_scorer("ndcg", k=5)},
+                          refit="ndcg", n_jobs=2, error_score="raise")
+    search.fit(train, item_features=bunch.item_features)
+    assert np.isfinite(search.cv_results_["mean_test_ndcg"]).all()
+    assert search.best_estimator_.n_items_ == 30
+
+
+def test_pipeline_final_step(estimator, data):
+    bunch, train, test = data
+    pipe = Pipeline([("select", FunctionTransformer(lambda X: X[["user", "item"]])), ("rec", estimator)])
+    pipe.fit(train, rec__item_features=bunch.item_features)
+    np.testing.assert_allclose(pipe.predict(test), pipe[-1].predict(test))
+    assert pipe.score(test) == pipe[-1].score(test)
+
+
+def test_bad_input_errors(estimator, data):
+    bunch, train, _ = data
+    with pytest.raises(ValueError, match="'user' and 'item'"):
+        estimator.fit(train.rename(columns={"user": "uid"}))
+    with pytest.raises(ValueError, match="shape"):
+        estimator.fit(np.zeros((5, 3)))
+    with pytest.raises(TypeError, match="item_features must be"):
+        estimator.fit(train, item_features=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="y <= 0"):
+        estimator.fit(train, np.zeros(len(train)))
+    with pytest.raises(ValueError, match="handle_unknown"):
+        clone(estimator).set_params(handle_unknown="skip").fit(train)
