@@ -168,17 +168,19 @@ class BaseRecommender(BaseEstimator):
         """
         self._check_params()
         table, y = check_interactions(X, y)
+        features = _as_item_features(item_features)
         if y is not None:
             y = _check_weights(y)
+            if not (y > 0).any():
+                raise ValueError("every row of X has y <= 0; there is no interaction to learn from.")
+        self._encode(table, features)  # every user and item of X is known, whatever its weight
+        if y is not None:
             keep = y > 0
             table, y = table.loc[keep].reset_index(drop=True), y[keep]
-            if len(table) == 0:
-                raise ValueError("every row of X has y <= 0; there is no interaction to learn from.")
-        features = _as_item_features(item_features)
-        self._encode(table, features)
         users = self._user_index.get_indexer(table[USER])
         items = self._item_index.get_indexer(table[ITEM])
         self._seen = _csr(users, items, (self.n_users_, self.n_items_))
+        self._set_unseen_items(items)
 
         train_pos, valid = self._split_validation(table, validation_data)
         device = resolve_device(getattr(self, "device", "cpu"))
@@ -224,8 +226,11 @@ class BaseRecommender(BaseEstimator):
         self._user_index = pd.Index(self.user_ids_)
         self._item_index = pd.Index(self.item_ids_)
         self.n_users_, self.n_items_ = len(self.user_ids_), len(self.item_ids_)
+
+    def _set_unseen_items(self, train_items):
+        """Catalog items without a (positive) training interaction: the new items."""
         warm = np.zeros(self.n_items_, dtype=bool)
-        warm[self._item_index.get_indexer(x_items)] = True
+        warm[train_items] = True
         self.unseen_items_ = self.item_ids_[~warm]
 
     def _content(self, features, *, reference_items=None, device):
@@ -378,7 +383,7 @@ class BaseRecommender(BaseEstimator):
         codes = self._user_index.get_indexer(users)
         known = codes >= 0
         if not known.all() and self.handle_unknown == "error":
-            shown = list(pd.unique(users[~known])[:5])
+            shown = pd.unique(users[~known])[:5].tolist()
             raise ValueError(
                 f"{int((~known).sum())} user id(s) were not seen in fit, e.g. {shown}. Pass known "
                 "users, or set handle_unknown='ignore' to skip them."
@@ -541,7 +546,7 @@ class BaseRecommender(BaseEstimator):
         return (seen + _csr(u[ok], i[ok], seen.shape)).tocsr()
 
     def _raise_unknown_items(self, unknown):
-        shown = list(pd.unique(np.asarray(unknown))[:5])
+        shown = pd.unique(np.asarray(unknown))[:5].tolist()
         raise ValueError(
             f"{len(pd.unique(np.asarray(unknown)))} item id(s) are not in the catalog, e.g. {shown}. "
             "Pass their content with item_features=... to score them from content alone, or set "

@@ -178,7 +178,7 @@ class ItemFeatures:
         pos = self._index.get_indexer(query)
         unknown = pos < 0
         if unknown.any():
-            shown = list(pd.unique(query[unknown])[:5])
+            shown = pd.unique(query[unknown])[:5].tolist()
             raise KeyError(
                 f"{int(unknown.sum())} item id(s) have no features, e.g. {shown}. Pass features "
                 "for every item, or use reindex(..., unknown='missing') to mark them as missing."

@@ -69,7 +69,8 @@ class UltraGCNScorer(nn.Module):
     features : Tensor or ndarray of shape (n_items, d), or None
         Item content, already prepared by the caller (each modality block L2-normalised per item,
         blocks concatenated, missing rows filled). Stored as the buffer ``features`` in the module's
-        floating dtype, so ``.to()`` moves and casts it with the parameters. ``d`` may be 0 (or
+        floating dtype, so ``.to()`` moves and casts it with the parameters (arrays are copied; a
+        tensor already of that dtype is kept as is, on its device: parameters are created there). ``d`` may be 0 (or
         ``features`` None): the scorer is then a pure id model and ``content_dim`` is forced to 0.
     id_dim : int, default=64
         Width of the item id embedding (and of the id part of the user vector).
@@ -116,8 +117,8 @@ class UltraGCNScorer(nn.Module):
         dtype = torch.get_default_dtype()
         if features is None:
             features = torch.zeros((n_items, 0), dtype=dtype)
-        elif isinstance(features, np.ndarray):
-            features = torch.from_numpy(np.ascontiguousarray(features))
+        elif not isinstance(features, torch.Tensor):
+            features = np.array(features, dtype=np.float64)   # a private, writable copy
         features = torch.as_tensor(features).to(dtype=dtype)
         if features.ndim != 2 or features.shape[0] != n_items:
             raise ValueError(

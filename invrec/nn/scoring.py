@@ -1,7 +1,9 @@
 """Scores of one training batch: its positive pairs and their negatives (the hot path of an epoch).
 
 Item vectors are computed once for the distinct items the batch touches (its positives and
-negatives), never for the whole catalog, and reused through an index.
+negatives), never for the whole catalog, and reused through an index. Batch-shared negatives are
+scored by one matrix product; per-positive negatives by a batched dot product over the gathered
+``(B, N, D)`` vectors (cheaper than a dense ``(B, n_distinct)`` product followed by a gather).
 """
 
 from __future__ import annotations
