@@ -273,7 +273,28 @@ def train_test_split(X, y=None, *, test_size=0.2, by="user", random_state=None,
 # --------------------------------------------------------------------------------------------
 
 
-class PerUserHoldout(BaseCrossValidator):
+class _InteractionSplitter(BaseCrossValidator):
+    """Base of invrec's cross-validators: one ``get_n_splits`` for all, each class says how many."""
+
+    def get_n_splits(self, X=None, y=None, groups=None):
+        """Number of splits.
+
+        Parameters
+        ----------
+        X : DataFrame, default=None
+            Only needed by :class:`EnvironmentSplit` without ``test_groups`` (it counts the
+            groups); ignored otherwise.
+        y, groups : object
+            Ignored, present for API compatibility.
+
+        Returns
+        -------
+        n_splits : int
+        """
+        return self._n_splits(X)
+
+
+class PerUserHoldout(_InteractionSplitter):
     """Per-user K-fold, or repeated per-user holdout, cross-validator.
 
     Every split keeps each test user in training with at least one interaction (warm-start
@@ -323,18 +344,8 @@ class PerUserHoldout(BaseCrossValidator):
         test_size = check_fraction(self.test_size, "test_size")
         return n_splits, test_size
 
-    def get_n_splits(self, X=None, y=None, groups=None):
-        """Number of splits, ``n_splits``.
-
-        Parameters
-        ----------
-        X, y, groups : object
-            Ignored, present for API compatibility.
-
-        Returns
-        -------
-        n_splits : int
-        """
+    def _n_splits(self, X):
+        """Number of splits, ``n_splits``."""
         return self._check_params()[0]
 
     def split(self, X, y=None, groups=None):
@@ -390,7 +401,7 @@ class PerUserHoldout(BaseCrossValidator):
         return fold
 
 
-class LeaveLastOut(BaseCrossValidator):
+class LeaveLastOut(_InteractionSplitter):
     """Leave each user's latest interactions out: one split.
 
     Parameters
@@ -417,18 +428,8 @@ class LeaveLastOut(BaseCrossValidator):
         self.n_last = n_last
         self.time_column = time_column
 
-    def get_n_splits(self, X=None, y=None, groups=None):
-        """Number of splits, always 1.
-
-        Parameters
-        ----------
-        X, y, groups : object
-            Ignored, present for API compatibility.
-
-        Returns
-        -------
-        n_splits : int
-        """
+    def _n_splits(self, X):
+        """Number of splits, always 1."""
         return 1
 
     def split(self, X, y=None, groups=None):
@@ -468,7 +469,7 @@ class LeaveLastOut(BaseCrossValidator):
         yield _indices(~mask), _indices(mask)
 
 
-class NewItemSplit(BaseCrossValidator):
+class NewItemSplit(_InteractionSplitter):
     """New-item (cold-start) split of the MILK protocol.
 
     The sorted distinct item ids are permuted with ``np.random.default_rng(random_state)``:
@@ -516,18 +517,8 @@ class NewItemSplit(BaseCrossValidator):
             raise TypeError(f"validation must be True or False; got {self.validation!r}.")
         return test_size, n_splits
 
-    def get_n_splits(self, X=None, y=None, groups=None):
-        """Number of splits, ``n_splits``.
-
-        Parameters
-        ----------
-        X, y, groups : object
-            Ignored, present for API compatibility.
-
-        Returns
-        -------
-        n_splits : int
-        """
+    def _n_splits(self, X):
+        """Number of splits, ``n_splits``."""
         return self._check_params()[1]
 
     def _draws(self, X):
@@ -636,7 +627,7 @@ class NewItemSplit(BaseCrossValidator):
             yield _indices(train), _indices(val), _indices(test)
 
 
-class EnvironmentSplit(BaseCrossValidator):
+class EnvironmentSplit(_InteractionSplitter):
     """Split by the values of a group column, for out-of-distribution evaluation.
 
     Parameters
@@ -677,20 +668,8 @@ class EnvironmentSplit(BaseCrossValidator):
             raise ValueError("test_groups is empty; give at least one group value, or None.")
         return tg
 
-    def get_n_splits(self, X=None, y=None, groups=None):
-        """Number of splits: 1 with ``test_groups``, else the number of distinct groups in X.
-
-        Parameters
-        ----------
-        X : DataFrame, default=None
-            Needed when ``test_groups`` is None.
-        y, groups : object
-            Ignored, present for API compatibility.
-
-        Returns
-        -------
-        n_splits : int
-        """
+    def _n_splits(self, X):
+        """Number of splits: 1 with ``test_groups``, else the number of distinct groups in X."""
         if self._test_groups() is not None:
             return 1
         if X is None:
