@@ -15,6 +15,7 @@ from .base import BaseRecommender
 from .nn import (
     UltraGCNScorer,
     degree_weights,
+    gather_item_vectors,
     item_item_loss,
     item_item_neighbors,
     pair_and_negative_scores,
@@ -164,6 +165,7 @@ class UltraGCNRecommender(BaseRecommender):
 
     def __init__(self, *, embedding_dim=64, content_dim=64, max_epochs=200, batch_size=512,
                  learning_rate=1e-3, n_negatives=50, negative_sampling="shared",
+                 negative_group_size=None,
                  loss_weights=(1.0, 1.0, 1.0, 1.0), l2_embedding=1e-4, l2_content=1e-2,
                  item_l2_ratio=2.0, item_item_weight=0.0, n_item_neighbors=10, init_std=0.01,
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
@@ -175,6 +177,7 @@ class UltraGCNRecommender(BaseRecommender):
         self.learning_rate = learning_rate
         self.n_negatives = n_negatives
         self.negative_sampling = negative_sampling
+        self.negative_group_size = negative_group_size
         self.loss_weights = loss_weights
         self.l2_embedding = l2_embedding
         self.l2_content = l2_content
@@ -198,6 +201,8 @@ class UltraGCNRecommender(BaseRecommender):
             raise ValueError(
                 f"negative_sampling must be 'shared' or 'per_positive'; got {self.negative_sampling!r}."
             )
+        if self.negative_group_size is not None:
+            _check_int(self.negative_group_size, "negative_group_size")
         if len(tuple(self.loss_weights)) != 4:
             raise ValueError(f"loss_weights must be 4 floats (w1, w2, w3, w4); got {self.loss_weights!r}.")
         for name in ("l2_embedding", "l2_content", "item_l2_ratio", "item_item_weight", "init_std"):
@@ -219,6 +224,7 @@ class UltraGCNRecommender(BaseRecommender):
         beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
         weights = tuple(float(w) for w in self.loss_weights)
         shared = self.negative_sampling == "shared"
+        group_size = self.negative_group_size
         neighbors = None
         if self.item_item_weight > 0:
             nbr, nbr_w = item_item_neighbors(data.seen, self.n_item_neighbors)
@@ -227,14 +233,15 @@ class UltraGCNRecommender(BaseRecommender):
         def objective(rows):
             users, items = data.users[rows], data.items[rows]
             negatives = sample_negatives(data.n_items, len(rows), self.n_negatives, shared=shared,
-                                         generator=data.generator, device=data.device)
+                                         group_size=group_size, generator=data.generator,
+                                         device=data.device)
             pos, neg = pair_and_negative_scores(module, users, items, negatives, mask=mask)
             loss = ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives], w=weights)
             reg = module.regularization(self.item_l2_ratio)
             loss = loss + (self.l2_embedding * reg.embeddings + self.l2_content * reg.projection) / len(rows)
             if neighbors is not None:
                 nbr_items, nbr_w = neighbors[0][items], neighbors[1][items]
-                h = module.item_vectors(nbr_items.reshape(-1), mask).view(*nbr_items.shape, -1)
+                h = gather_item_vectors(module, nbr_items, mask)
                 loss = loss + self.item_item_weight * item_item_loss(module.user_vectors(users), h, nbr_w)
             return loss
 

@@ -19,6 +19,7 @@ from invrec.nn import (
     sample_negatives,
     ultragcn_loss,
 )
+from invrec.nn.sampling import expand_groups, n_negative_groups
 from invrec.nn.scoring import _distinct
 
 LN2, LN3, LN43 = math.log(2.0), math.log(3.0), math.log(4.0 / 3.0)
@@ -317,18 +318,23 @@ def test_regularization_values():
 
 # -------------------------------------------------------------------------------------- scoring
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_pair_and_negative_scores_match_naive(shared):
+@pytest.mark.parametrize("shared, group_size", [(True, None), (False, None), (True, 2), (True, 3),
+                                                (True, 1)])
+def test_pair_and_negative_scores_match_naive(shared, group_size):
     s = make_scorer(n_users=6, n_items=9)
     g = gen(2)
     users = torch.randint(0, 6, (5,), generator=g)
     pos = torch.randint(0, 9, (5,), generator=g)
-    neg = sample_negatives(9, 5, 4, shared=shared, generator=g)
+    neg = sample_negatives(9, 5, 4, shared=shared, group_size=group_size, generator=g)
     mask = torch.rand(6, generator=g, requires_grad=True)
     ps, ns = pair_and_negative_scores(s, users, pos, neg, mask=mask)
     assert ps.shape == (5,) and ns.shape == (5, 4)
     full = s.score_users(users, mask=mask)
-    want_neg = full[:, neg] if shared else full.gather(1, neg)
+    if neg.ndim == 1:
+        want_neg = full[:, neg]
+    else:   # positive b uses row b // ceil(B / G): groups of 2 -> rows 0,0,1,1,2; of 3 -> 0,0,0,1,1
+        row_of = torch.arange(5) // -(-5 // neg.shape[0])
+        want_neg = full.gather(1, neg[row_of])
     torch.testing.assert_close(ps, full[torch.arange(5), pos])
     torch.testing.assert_close(ns, want_neg)
     # gradients equal those of the naive computation
@@ -358,6 +364,25 @@ def test_distinct_matches_unique(values):
 
 
 # ------------------------------------------------------------------------------------- sampling
+
+def test_negative_groups_and_expansion():
+    assert [n_negative_groups(10, g) for g in (1, 3, 4, 10, 11, None)] == [10, 4, 3, 1, 1, 1]
+    with pytest.raises(ValueError, match="group_size"):
+        n_negative_groups(4, 0)
+    rows = expand_groups(torch.arange(3)[:, None], 5)     # ceil(5/3) = 2 per group
+    assert rows.ravel().tolist() == [0, 0, 1, 1, 2]
+    assert expand_groups(torch.arange(5)[:, None], 5).ravel().tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="groups"):
+        expand_groups(torch.zeros(6, 2), 5)
+    # grouped degree weights broadcast to the positives in the loss as the scorer does
+    pos, neg = torch.zeros(5), torch.zeros(5, 2)
+    beta_g = torch.tensor([[1.0, 1.0], [3.0, 3.0], [5.0, 5.0]])
+    per_row = ultragcn_loss(pos, neg, torch.ones(5), torch.zeros(5), beta_g, reduction="none")
+    full = ultragcn_loss(pos, neg, torch.ones(5), torch.zeros(5), expand_groups(beta_g, 5),
+                         reduction="none")
+    torch.testing.assert_close(per_row, full)
+    assert per_row[0] == per_row[1] < per_row[2] == per_row[3] < per_row[4]
+
 
 def test_sample_negatives_shapes_range_reproducible():
     a = sample_negatives(13, 7, 5, generator=gen(9))

@@ -8,18 +8,21 @@ nothing here knows about datasets, ids or early stopping.
 from .backbone import RegularizationTerms, UltraGCNScorer
 from .item_graph import item_item_neighbors
 from .losses import bpr_loss, degree_weights, item_item_loss, ultragcn_loss
-from .sampling import iterate_minibatches, sample_negatives
-from .scoring import pair_and_negative_scores
+from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
+from .scoring import gather_item_vectors, pair_and_negative_scores
 
 __all__ = [
     "UltraGCNScorer",
     "RegularizationTerms",
     "pair_and_negative_scores",
+    "gather_item_vectors",
     "degree_weights",
     "ultragcn_loss",
     "bpr_loss",
     "item_item_loss",
     "item_item_neighbors",
     "sample_negatives",
+    "n_negative_groups",
+    "expand_groups",
     "iterate_minibatches",
 ]

@@ -1,7 +1,8 @@
 """Training losses of the UltraGCN family and BPR.
 
 Shapes follow one rule everywhere: a batch has ``B`` positive pairs; negative scores are either
-``(B, N)`` (``N`` negatives per positive) or ``(N,)``, read as the same ``N`` values for every
+``(B, N)`` (``N`` negatives per positive), ``(G, N)`` (one row per group of consecutive positives,
+see :func:`invrec.nn.sample_negatives`) or ``(N,)``, read as the same ``N`` values for every
 positive (broadcast over the batch). Per-negative weights follow the same rule, so batch-shared
 negative *items* (one ``(N,)`` index set, see :func:`invrec.nn.sample_negatives`) give ``(B, N)``
 scores and ``(N,)`` degree weights.
@@ -17,6 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from .item_graph import item_item_neighbors
+from .sampling import expand_groups
 
 __all__ = ["degree_weights", "ultragcn_loss", "bpr_loss", "item_item_loss",
            "item_item_neighbors"]
@@ -36,12 +38,15 @@ def _reduce(per_positive, reduction):
 
 
 def _as_matrix(values, n_rows, name):
-    """Broadcast a (B, N) or shared (N,) tensor to (B, N), checking the shape."""
+    """Broadcast a (B, N), grouped (G, N) or shared (N,) tensor to (B, N), checking the shape."""
     if values.ndim == 1:
         return values.unsqueeze(0).expand(n_rows, -1)
-    if values.ndim == 2 and values.shape[0] in (1, n_rows):
+    if values.ndim == 2 and values.shape[0] == 1:
         return values.expand(n_rows, -1)
-    raise ValueError(f"{name} must have shape (B={n_rows}, N) or (N,); got {tuple(values.shape)}.")
+    if values.ndim == 2 and 1 <= values.shape[0] <= n_rows:
+        return expand_groups(values, n_rows)
+    raise ValueError(
+        f"{name} must have shape (B={n_rows}, N), (G<=B, N) or (N,); got {tuple(values.shape)}.")
 
 
 def degree_weights(user_degree, item_degree, *, dtype=None):
