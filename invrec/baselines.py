@@ -18,6 +18,7 @@ from .nn import (
     gather_item_vectors,
     item_item_loss,
     item_item_neighbors,
+    make_adam,
     pair_and_negative_scores,
     sample_negatives,
     ultragcn_loss,
@@ -216,11 +217,18 @@ class UltraGCNRecommender(BaseRecommender):
             data.n_users, data.n_items, data.features, id_dim=self.embedding_dim,
             content_dim=self.content_dim, init_std=self.init_std, generator=data.generator,
         )
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+        # The whole-matrix L2 of every step, divided by the batch size, as coupled weight decay.
+        groups = self.module_.l2_parameter_groups(self.l2_embedding, self.l2_content,
+                                                  self.item_l2_ratio, scale=1.0 / self.batch_size)
+        optimizer = make_adam(groups, self.learning_rate)
         self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)
 
     def _batch_objective(self, module, data, mask=None):
-        """The loss of a batch of training rows: the function the shared loop calls."""
+        """The loss of a batch of training rows: the function the shared loop calls.
+
+        The L2 terms are not in it: the optimizer applies them as weight decay (see
+        :meth:`~invrec.nn.UltraGCNScorer.l2_parameter_groups`).
+        """
         beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
         weights = tuple(float(w) for w in self.loss_weights)
         shared = self.negative_sampling == "shared"
@@ -237,8 +245,6 @@ class UltraGCNRecommender(BaseRecommender):
                                          device=data.device)
             pos, neg = pair_and_negative_scores(module, users, items, negatives, mask=mask)
             loss = ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives], w=weights)
-            reg = module.regularization(self.item_l2_ratio)
-            loss = loss + (self.l2_embedding * reg.embeddings + self.l2_content * reg.projection) / len(rows)
             if neighbors is not None:
                 nbr_items, nbr_w = neighbors[0][items], neighbors[1][items]
                 h = gather_item_vectors(module, nbr_items, mask)

@@ -15,6 +15,7 @@ from invrec.nn import (
     item_item_loss,
     item_item_neighbors,
     iterate_minibatches,
+    make_adam,
     pair_and_negative_scores,
     sample_negatives,
     ultragcn_loss,
@@ -314,6 +315,53 @@ def test_regularization_values():
     torch.testing.assert_close(reg.embeddings, (U ** 2).sum() + 3.0 * (V ** 2).sum())
     torch.testing.assert_close(reg.projection, (W ** 2).sum() + 4 * 0.25)
     assert reg.embeddings.requires_grad
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_l2_parameter_groups_equal_explicit_regularization(fused):
+    # Three Adam steps with the L2 terms in the loss and with them as coupled weight decay:
+    # the same parameters (a check of the factor 2 and of which group gets which weight).
+    torch.manual_seed(0)
+    users, items = torch.tensor([0, 1, 2, 1]), torch.tensor([3, 0, 2, 2])
+    l2e, l2c, ratio, scale = 0.3, 0.7, 2.5, 0.25
+    explicit, decayed = make_scorer(), make_scorer()
+    decayed.load_state_dict(explicit.state_dict())
+    opt_a = torch.optim.Adam(explicit.parameters(), lr=0.05)
+    groups = decayed.l2_parameter_groups(l2e, l2c, ratio, scale=scale)
+    assert sum(len(g["params"]) for g in groups) == len(list(decayed.parameters()))
+    opt_b = make_adam(groups, 0.05) if fused else torch.optim.Adam(groups, lr=0.05)
+    for _ in range(3):
+        opt_a.zero_grad()
+        reg = explicit.regularization(ratio)
+        loss = explicit(users, items).square().sum() + scale * (l2e * reg.embeddings + l2c * reg.projection)
+        loss.backward()
+        opt_a.step()
+        opt_b.zero_grad()
+        decayed(users, items).square().sum().backward()
+        opt_b.step()
+    for (name, a), b in zip(explicit.named_parameters(), decayed.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_l2_parameter_groups_without_content():
+    s = UltraGCNScorer(3, 4, None, id_dim=2)
+    groups = s.l2_parameter_groups(0.1, 5.0, 3.0)
+    assert [g["weight_decay"] for g in groups] == pytest.approx([0.2, 0.6])
+
+
+def test_make_adam_falls_back_without_fused_kernel(monkeypatch):
+    calls = []
+    real = torch.optim.Adam
+
+    def adam(params, **kw):
+        calls.append(kw.get("fused"))
+        if kw.get("fused"):
+            raise RuntimeError("no fused kernel")
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    opt = make_adam([torch.nn.Parameter(torch.ones(2))], 0.1, weight_decay=0.5)
+    assert calls == [True, None] and opt.param_groups[0]["weight_decay"] == 0.5
 
 
 # -------------------------------------------------------------------------------------- scoring

@@ -9,6 +9,7 @@ from .backbone import RegularizationTerms, UltraGCNScorer
 from .item_graph import item_item_neighbors
 from .losses import bpr_loss, degree_weights, item_item_loss, ultragcn_loss
 from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
+from .optim import make_adam
 from .scoring import gather_item_vectors, pair_and_negative_scores
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "n_negative_groups",
     "expand_groups",
     "iterate_minibatches",
+    "make_adam",
 ]
