@@ -28,9 +28,10 @@ from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("ultragcn", "ultragcn-per-positive", "popularity", "cornac-mostpop", "cornac-bpr", "cornac-vbpr")
+MODELS = ("ultragcn", "ultragcn-tuned", "ultragcn-per-positive", "popularity", "cornac-mostpop", "cornac-bpr", "cornac-vbpr")
 LABELS = {
-    "ultragcn": "invrec UltraGCN",
+    "ultragcn": "invrec UltraGCN, defaults",
+    "ultragcn-tuned": "invrec UltraGCN, validation-selected grid",
     "ultragcn-per-positive": "invrec UltraGCN, per-positive negatives",
     "popularity": "invrec Popularity",
     "cornac-mostpop": "Cornac MostPop",
@@ -41,8 +42,14 @@ LABELS = {
 BPR_CHECKPOINTS = ([10, 20, 50, 100, 200, 400, 700, 1000], [2, 5])
 #: VBPR's single-fit epoch cap per dataset (TikTok: 10 as in peers.md, ~10 s/epoch there).
 VBPR_EPOCHS = {"tiktok": 10, "lastfm": 30}
+#: The validation-selected UltraGCN row's search (``--ultragcn-grid`` replaces it), 8 fits: the
+#: step size, the id width paired with its L2 weight (wider tables need more), the negatives.
+ULTRAGCN_GRID = [
+    {"learning_rate": [3e-3, 1e-2], "embedding_dim": [128], "l2_embedding": [1e-2], "n_negatives": [50, 100]},
+    {"learning_rate": [3e-3, 1e-2], "embedding_dim": [256], "l2_embedding": [3e-2], "n_negatives": [50, 100]},
+]
 #: Epoch caps of the quick smoke run.
-QUICK_EPOCHS = {"ultragcn": 3, "ultragcn-per-positive": 1, "cornac-vbpr": 1}
+QUICK_EPOCHS = {"ultragcn": 3, "ultragcn-tuned": 2, "ultragcn-per-positive": 1, "cornac-vbpr": 1}
 
 
 # ---------------------------------------------------------------------- settings
@@ -50,13 +57,16 @@ def model_settings(model, dataset, args):
     """Constructor settings of ``model`` on ``dataset`` for this run.
 
     UltraGCN rows start from invrec's defaults plus ``--ultragcn-params``; the per-positive row
-    then forces InvRL's sampling (``negative_sampling="per_positive"``, ``batch_size=512``) and an
-    epoch cap of ``--per-positive-epochs``: it measures speed, its quality is capped.
+    then switches to InvRL's sampling (``negative_sampling="per_positive"``, all else equal) under
+    an epoch cap of ``--per-positive-epochs``: its speed and its validation curve set against the
+    defaults row's show what sharing the negatives costs in time and in quality.
     """
     if model == "ultragcn":
         settings = dict(args.ultragcn_params)
+    elif model == "ultragcn-tuned":
+        settings = {**args.ultragcn_params, "grid": args.ultragcn_grid}
     elif model == "ultragcn-per-positive":
-        settings = {**args.ultragcn_params, "negative_sampling": "per_positive", "batch_size": 512,
+        settings = {**args.ultragcn_params, "negative_sampling": "per_positive",
                     "max_epochs": args.per_positive_epochs}
     elif model == "cornac-bpr":
         settings = {"checkpoints": BPR_CHECKPOINTS[1] if args.quick else BPR_CHECKPOINTS[0]}
@@ -284,10 +294,13 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny epoch caps: a smoke test")
     parser.add_argument("--ultragcn-params", type=json.loads, default={},
                         help="JSON dict of UltraGCNRecommender arguments overriding its defaults")
+    parser.add_argument("--ultragcn-grid", type=json.loads, default=ULTRAGCN_GRID,
+                        help="JSON {parameter: [values]} (or a list of them, as sklearn's ParameterGrid) "
+                             "searched on validation by the ultragcn-tuned row (default: ULTRAGCN_GRID)")
     parser.add_argument("--vbpr-features", choices=["l2", "raw"], default="l2",
                         help="VBPR input: each modality L2-normalised (default) or raw, concatenated")
-    parser.add_argument("--per-positive-epochs", type=int, default=3,
-                        help="epoch cap of the per-positive UltraGCN row (default 3)")
+    parser.add_argument("--per-positive-epochs", type=int, default=60,
+                        help="epoch cap of the per-positive UltraGCN row (default 60)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch/OpenMP threads per worker (default 1, steady on a shared machine; "
                              "0 leaves torch's own choice, one per core)")
@@ -300,6 +313,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not isinstance(args.ultragcn_params, dict):
         parser.error("--ultragcn-params must be a JSON object")
+    grids = args.ultragcn_grid if isinstance(args.ultragcn_grid, list) else [args.ultragcn_grid]
+    if not grids or not all(isinstance(g, dict) and all(isinstance(v, list) and v for v in g.values())
+                            for g in grids):
+        parser.error("--ultragcn-grid must be a JSON object of non-empty lists, or a list of them")
     args.data_dir = str(Path(args.data_dir).resolve())
     args.out = str(Path(args.out).resolve())
     args.command = shlex.join(["python", *sys.argv])

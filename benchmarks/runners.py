@@ -91,8 +91,46 @@ def _public_params(model):
 def run_ultragcn(split, settings):
     """invrec ``UltraGCNRecommender``, early-stopped on validation NDCG@20 (best epoch restored).
 
-    ``settings`` are constructor arguments on top of invrec's defaults.
+    ``settings`` are constructor arguments on top of invrec's defaults. With a ``"grid"`` entry
+    (``{parameter: [values]}`` or a list of them, as ``sklearn.model_selection.ParameterGrid``),
+    every combination is fitted and the one with the best validation
+    NDCG@20 is kept (the test split is never looked at); ``fit_s`` is then the whole search and
+    ``s_per_epoch`` that of the kept model, and each candidate is listed in the notes and in
+    ``results.json`` (``grid``).
     """
+    from sklearn.model_selection import ParameterGrid
+
+    settings = dict(settings)
+    grid = settings.pop("grid", None)
+    if not grid:
+        fitted, _ = _fit_ultragcn(split, settings)
+        return fitted
+    start, candidates, best = time.perf_counter(), [], None
+    for point in ParameterGrid(grid):
+        fitted, model = _fit_ultragcn(split, {**settings, **point})
+        candidates.append({**point, "valid_ndcg@20": fitted.valid_ndcg, "best_epoch": fitted.best_epoch,
+                           "s_per_epoch": fitted.train_s / fitted.epochs, "fit_s": fitted.fit_s})
+        if best is None or fitted.valid_ndcg > best[0].valid_ndcg:
+            best = (fitted, point)
+        else:
+            del model
+    fitted, point = best
+    fitted.notes = [f"kept {point} of {len(candidates)} grid points on validation NDCG@20 "
+                    f"(fit_s is the whole search; the kept fit took {fitted.fit_s:.1f} s)",
+                    *fitted.notes,
+                    "grid: " + "; ".join(f"{_point_text(c, point)} -> {c['valid_ndcg@20']:.4f} "
+                                          f"({c['s_per_epoch']:.2f} s/epoch)" for c in candidates)]
+    fitted.fit_s = time.perf_counter() - start
+    fitted.extra["grid"] = candidates
+    return fitted
+
+
+def _point_text(candidate, point):
+    return ", ".join(f"{name}={candidate[name]}" for name in point)
+
+
+def _fit_ultragcn(split, settings):
+    """One validation-early-stopped ``UltraGCNRecommender`` fit: (Fitted, model)."""
     from invrec.baselines import UltraGCNRecommender
 
     model = UltraGCNRecommender(**{"random_state": 0, "device": "cpu", **settings})
@@ -103,7 +141,7 @@ def run_ultragcn(split, settings):
     best = [h["epoch"] for h in history if h.get("best")]
     best_epoch = best[-1] if best else len(history)
     curve = [h.get("valid_ndcg@20", float("nan")) for h in history]
-    return Fitted(
+    fitted = Fitted(
         recommend=_invrec_recommend(model, split), fit_s=fit_s, epochs=len(history),
         train_s=float(sum(h["fit_time"] for h in history)),
         best_epoch=best_epoch,
@@ -112,6 +150,7 @@ def run_ultragcn(split, settings):
         notes=[_curve_note(curve), *_cap_note(best_epoch, len(history), model.max_epochs)],
         extra={"valid_curve": curve},
     )
+    return fitted, model
 
 
 def _curve_note(curve, every=10):
@@ -296,6 +335,7 @@ def run_cornac_vbpr(split, settings):
 #: Model name -> runner.
 RUNNERS = {
     "ultragcn": run_ultragcn,
+    "ultragcn-tuned": run_ultragcn,
     "ultragcn-per-positive": run_ultragcn,
     "popularity": run_popularity,
     "cornac-mostpop": run_cornac_mostpop,
