@@ -230,7 +230,7 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
             loss.backward()
             optimizer.step()
             epoch_gammas.append(gamma)
-            sums += torch.tensor([float(erm), float(irm), float(pen)], dtype=torch.float64)
+            sums += torch.tensor([erm.detach().item(), irm.detach().item(), pen.detach().item()], dtype=torch.float64)
         n_batches = max(1, len(epoch_gammas))
         gammas.extend(epoch_gammas)
         erm_m, irm_m, pen_m = (sums / n_batches).tolist()
