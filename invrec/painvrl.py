@@ -121,6 +121,14 @@ class PaInvRLRecommender(BaseRecommender):
     fusion : {"attention", "global", "invariant"}, default="attention"
         Convert module: per-item attention over invariant and variant representations
         (PaInvRL's reading), one global pair of weights, or the invariant part only (InvRL).
+    mask_threshold : None, "auto" or float in [0, 1], default=None
+        None keeps the learned soft mask (InvRL, PaInvRL). Otherwise the mask is binarised for
+        the convert module (``invariant_mask_`` keeps the learned values): "auto" splits the
+        mask values into two groups by the threshold that minimises the within-group variance
+        (two-means / Otsu) and keeps the upper group; a float keeps dimension ``j`` when
+        ``(m_j - min m) / (max m - min m) >= mask_threshold``. A soft mask only rescales a dimension, which the
+        projection can undo; a hard one removes it. invrec's addition (see the benchmarks:
+        the learned masks rank dimensions well but leave spurious gates far from 0).
     early_stopping : bool, default=True
         Keep the final model's epoch with the best validation NDCG@20; stop after
         ``n_iter_no_change`` epochs without improvement.
@@ -179,7 +187,7 @@ class PaInvRLRecommender(BaseRecommender):
                  env_tol=0.01, env_epochs=20, n_outer_iter=5, mask_epochs=40, mask_sigma=0.01,
                  mask_learning_rate=1e-3, mask_l2=0.1, penalty="invrl", penalty_weight=1.0,
                  penalty_growth=1.05, pareto="mgda", erm_weight=0.0, fusion="attention",
-                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
+                 mask_threshold=None, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
         self.content_dim = content_dim
@@ -209,6 +217,7 @@ class PaInvRLRecommender(BaseRecommender):
         self.pareto = pareto
         self.erm_weight = erm_weight
         self.fusion = fusion
+        self.mask_threshold = mask_threshold
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -236,6 +245,9 @@ class PaInvRLRecommender(BaseRecommender):
         _check_choice(self.penalty, "penalty", PENALTIES)
         _check_choice(self.pareto, "pareto", ("mgda", "fixed"))
         _check_choice(self.fusion, "fusion", FUSIONS)
+        if self.mask_threshold is not None and not (isinstance(self.mask_threshold, str)
+                                                    and self.mask_threshold == "auto"):
+            _check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
         if self.environment_column is not None and not isinstance(self.environment_column, str):
             raise ValueError(
                 f"environment_column must be None (infer environments) or the name of a column of X; "
@@ -283,6 +295,8 @@ class PaInvRLRecommender(BaseRecommender):
         elif given is None:        # id-only data: environments still describe the interactions
             env = self._identify_environments(data, None, 0)
         self._set_diagnostics(data, env, env_names, mask, gammas)
+        if mask is not None:
+            mask = binarize_mask(mask, self.mask_threshold)
         self._fit_final(data, mask)                                    # 3. convert module
 
     def _shared_training(self, data):
@@ -389,6 +403,40 @@ class PaInvRLRecommender(BaseRecommender):
         module = self.module_
         u = module.user_vectors(torch.as_tensor(users, device=self._inference_device()))
         return u[:, module.id_dim:] @ module.content_vectors(features.to(u.device)).T
+
+
+def binarize_mask(mask, threshold):
+    """Hard 0/1 mask from a soft one (None: unchanged).
+
+    ``threshold="auto"`` keeps the upper of the two groups that minimise the within-group sum of
+    squares of the mask values (a two-means split, Otsu's rule); a float ``t`` keeps
+    ``(m - min) / (max - min) >= t``. A constant mask keeps every dimension.
+
+    Examples
+    --------
+    >>> import torch
+    >>> binarize_mask(torch.tensor([0.6, 0.9, 0.7, 1.0]), 0.5).tolist()
+    [0.0, 1.0, 0.0, 1.0]
+    >>> binarize_mask(torch.tensor([0.80, 0.99, 0.85, 1.0, 0.97]), "auto").tolist()
+    [0.0, 1.0, 0.0, 1.0, 1.0]
+    """
+    if threshold is None:
+        return mask
+    span = mask.max() - mask.min()
+    if float(span) <= 0:
+        return torch.ones_like(mask)
+    if isinstance(threshold, str):       # "auto": best split of the sorted values
+        values = mask.detach().double().sort().values
+        n = values.numel()
+        sizes = torch.arange(1, n, dtype=torch.float64, device=values.device)
+        csum, csq = values.cumsum(0)[:-1], values.square().cumsum(0)[:-1]
+        total, total_sq = values.sum(), values.square().sum()
+        lower = csq - csum.square() / sizes
+        upper = (total_sq - csq) - (total - csum).square() / (n - sizes)
+        split = int(torch.argmin(lower + upper))
+        cut = (values[split] + values[split + 1]) / 2
+        return (mask.double() > cut).to(mask.dtype)
+    return ((mask - mask.min()) / span >= threshold).to(mask.dtype)
 
 
 def _check_int(value, name, minimum=1):
