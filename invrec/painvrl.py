@@ -90,6 +90,12 @@ class PaInvRLRecommender(BaseRecommender):
     environment_column : str, default=None
         Column of ``X`` (a DataFrame) holding the user's own environment labels; environment
         inference is then skipped. None infers them.
+    env_embedding_dim : int, default=None
+        Width of the id and of the content parts of the environment models; None uses
+        ``embedding_dim`` and ``content_dim`` (InvRL). The ``K`` models update ``K`` times the
+        parameters of one model at every step, so a smaller width makes a round cheaper (on
+        TikTok, 32 instead of 128 + 128 cut an environment epoch from 4.9 s to about 1 s);
+        invrec's knob.
     env_max_rounds : int, default=10
         Train-then-reassign rounds per outer iteration at most (InvRL: 10).
     env_tol : float, default=0.01
@@ -183,7 +189,8 @@ class PaInvRLRecommender(BaseRecommender):
     def __init__(self, *, embedding_dim=64, content_dim=64, max_epochs=200, batch_size=512,
                  learning_rate=1e-3, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-4, l2_content=1e-2, item_l2_ratio=2.0, item_id_weight=1.0,
-                 init_std=0.01, n_environments=10, environment_column=None, env_max_rounds=10,
+                 init_std=0.01, n_environments=10, environment_column=None,
+                 env_embedding_dim=None, env_max_rounds=10,
                  env_tol=0.01, env_epochs=20, n_outer_iter=5, mask_epochs=40, mask_sigma=0.01,
                  mask_learning_rate=1e-3, mask_l2=0.1, penalty="invrl", penalty_weight=1.0,
                  penalty_growth=1.05, pareto="mgda", erm_weight=0.0, fusion="attention",
@@ -203,6 +210,7 @@ class PaInvRLRecommender(BaseRecommender):
         self.init_std = init_std
         self.n_environments = n_environments
         self.environment_column = environment_column
+        self.env_embedding_dim = env_embedding_dim
         self.env_max_rounds = env_max_rounds
         self.env_tol = env_tol
         self.env_epochs = env_epochs
@@ -248,6 +256,8 @@ class PaInvRLRecommender(BaseRecommender):
         if self.mask_threshold is not None and not (isinstance(self.mask_threshold, str)
                                                     and self.mask_threshold == "auto"):
             _check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
+        if self.env_embedding_dim is not None:
+            _check_int(self.env_embedding_dim, "env_embedding_dim", minimum=1)
         if self.environment_column is not None and not isinstance(self.environment_column, str):
             raise ValueError(
                 f"environment_column must be None (infer environments) or the name of a column of X; "
@@ -313,10 +323,13 @@ class PaInvRLRecommender(BaseRecommender):
         variant = None if gate is None else (1.0 - gate()).detach()
         if variant is None and data.features is not None and data.features.shape[1] > 0:
             variant = torch.full((data.features.shape[1],), 0.5, device=data.device)
+        training = self._shared_training(data)
+        if self.env_embedding_dim is not None:
+            training.update(id_dim=self.env_embedding_dim, content_dim=self.env_embedding_dim)
         labels, _, rounds = infer_environments(
             data.users, data.items, data.n_users, data.n_items, data.features,
             n_envs=self.n_environments, feature_mask=variant, max_rounds=self.env_max_rounds,
-            tol=self.env_tol, epochs=self.env_epochs, **self._shared_training(data))
+            tol=self.env_tol, epochs=self.env_epochs, **training)
         for record in rounds:
             self.history_.append({"stage": "environments", "outer_iter": outer + 1, **record,
                                   "fit_time": record["train_time"] + record["assign_time"]})

@@ -176,6 +176,8 @@ def test_batched_environment_models_equal_separate_models():
                                     torch.bincount(items, minlength=7).float())
     # scores: every pair under every model
     all_scores = models.score_all(users, items, mask)
+    cached = models.score_all(users, items, item_vectors=models.all_item_vectors(mask))
+    assert torch.allclose(cached, all_scores, atol=1e-6)
     for k in range(3):
         single = _separate(models, k, features)
         assert torch.allclose(all_scores[k], single(users, items, mask), atol=1e-6)

@@ -182,10 +182,22 @@ class EnvironmentScorers(nn.Module):
         """Scores of ``(K, M)`` pairs, row ``k`` by model ``k``."""
         return (self.user_vectors(users) * self.item_vectors(items, feature_mask)).sum(-1)
 
-    def score_all(self, users, items, feature_mask=None):
-        """Scores of ``n`` pairs under every model: shape ``(K, n)``."""
+    def score_all(self, users, items, feature_mask=None, item_vectors=None):
+        """Scores of ``n`` pairs under every model: shape ``(K, n)``.
+
+        ``item_vectors`` (the ``(K, n_items, D)`` result of :meth:`all_item_vectors`) saves
+        recomputing the content projection of every pair when scoring many pairs.
+        """
         expand = (self.n_envs, -1)
-        return self(users.unsqueeze(0).expand(*expand), items.unsqueeze(0).expand(*expand), feature_mask)
+        users, items = users.unsqueeze(0).expand(*expand), items.unsqueeze(0).expand(*expand)
+        if item_vectors is None:
+            return self(users, items, feature_mask)
+        return (self.user_vectors(users) * self._flat_rows(item_vectors, items)).sum(-1)
+
+    def all_item_vectors(self, feature_mask=None):
+        """Every model's vectors of the whole catalog: shape ``(K, n_items, D)``."""
+        items = torch.arange(self.n_items, device=self.user_embedding.device)
+        return self.item_vectors(items.unsqueeze(0).expand(self.n_envs, -1), feature_mask)
 
     def l2_parameter_groups(self, l2_embedding, l2_content, id_weight_items=2.0, *, scale=1.0):
         """Coupled weight-decay groups, as :meth:`UltraGCNScorer.l2_parameter_groups`."""
@@ -230,7 +242,8 @@ class EnvironmentScorers(nn.Module):
 
 @torch.no_grad()
 def _score_interactions(models, users, items, feature_mask, chunk=65536):
-    out = [models.score_all(users[s:s + chunk], items[s:s + chunk], feature_mask)
+    vectors = models.all_item_vectors(feature_mask)     # the catalog once, not every pair
+    out = [models.score_all(users[s:s + chunk], items[s:s + chunk], item_vectors=vectors)
            for s in range(0, users.shape[0], chunk)]
     return torch.cat(out, dim=1)
 
