@@ -151,11 +151,12 @@ def _plot_front(summary, path):
         import matplotlib.pyplot as plt
     except ImportError:             # the plot is optional
         return
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(10, 6))
     for s in summary:
         marker = "s" if s["model"].startswith("UltraGCN") else "o"
         ax.scatter(s["iid"], s["ood"], marker=marker, color="C1" if s["front"] else "C0")
         ax.annotate(s["model"], (s["iid"], s["ood"]), fontsize=6)
+    ax.margins(x=0.35, y=0.1)                     # room for the labels
     ax.set_xlabel("in-distribution NDCG@20")
     ax.set_ylabel("out-of-distribution NDCG@20")
     ax.set_title("PaInvRL settings vs UltraGCN (orange: Pareto front)")

@@ -158,7 +158,8 @@ class PaInvRLRecommender(BaseRecommender):
     Attributes
     ----------
     module_ : ConvertScorer
-        The final torch model.
+        The final torch model; ``module_.mask`` is the mask its convert module used (the
+        learned one, binarised when ``mask_threshold`` is set).
     environments_ : DataFrame
         ``user``, ``item`` (raw ids) and ``environment`` of every training interaction (the
         validation share excluded), from the last outer iteration (or the given labels).
