@@ -4,5 +4,6 @@ missing item modalities."""
 __version__ = "0.1.0.dev0"
 
 from .features import ItemFeatures
+from .painvrl import PaInvRLRecommender
 
-__all__ = ["ItemFeatures", "__version__"]
+__all__ = ["ItemFeatures", "PaInvRLRecommender", "__version__"]

@@ -19,6 +19,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
+from invrec.painvrl import PaInvRLRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.metrics import make_ranking_scorer
 from invrec.model_selection import PerUserHoldout, train_test_split
@@ -31,6 +32,7 @@ def _estimators():
     return [
         (PopularityRecommender(), None),
         (UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim"),
+        (PaInvRLRecommender(**TINY_TRAINING, n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1, random_state=0), "embedding_dim"),
     ]
 
 

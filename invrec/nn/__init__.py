@@ -11,6 +11,13 @@ from .losses import bpr_loss, degree_weights, item_item_loss, ultragcn_loss
 from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
 from .optim import make_adam
 from .scoring import gather_item_vectors, pair_and_negative_scores
+from .pareto import flat_gradient, mgda_weight
+from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
+from .masks import StochasticGateMask
+from .environments import (EnvironmentScorers, group_by_environment, infer_environments,
+                           random_environments, reassign_environments)
+from .invariant_mask import MaskObjectives, environment_risks, learn_invariant_mask
+from .fusion import ConvertModule, ConvertScorer
 
 __all__ = [
     "UltraGCNScorer",
@@ -27,4 +34,12 @@ __all__ = [
     "expand_groups",
     "iterate_minibatches",
     "make_adam",
+    # invariant learning (PaInvRL, EIOR)
+    "mgda_weight", "flat_gradient",
+    "gradient_variance_penalty", "irmv1_penalty", "vrex_penalty",
+    "StochasticGateMask",
+    "EnvironmentScorers", "group_by_environment", "infer_environments", "random_environments",
+    "reassign_environments",
+    "MaskObjectives", "environment_risks", "learn_invariant_mask",
+    "ConvertModule", "ConvertScorer",
 ]

@@ -1,0 +1,241 @@
+"""Invariant mask generation: a stochastic-gate mask learned by balancing an ERM and an IRM objective.
+
+Given environment labels of the training interactions, a UltraGCN-style scorer reads the masked
+content ``m * x`` (``m`` from :class:`~invrec.nn.StochasticGateMask`) and two objectives are formed
+on every batch:
+
+* **ERM** (the IID objective): the pooled recommendation loss of the batch;
+* **IRM** (the OOD objective): the mean of the per-environment risks plus an invariance penalty
+  (:mod:`invrec.nn.penalties`: InvRL's gradient variance by default, IRMv1 or V-REx) weighted by
+  ``penalty_weight``, plus ``mask_l2 * ||mu||^2``.
+
+The two are combined as ``gamma * ERM + (1 - gamma) * IRM``. With ``pareto="mgda"`` (PaInvRL)
+``gamma`` is the closed-form two-objective MGDA weight of their gradients on the shared parameters
+``(mu, W)`` (:func:`~invrec.nn.mgda_weight`), recomputed every batch; with ``pareto="fixed"``
+it is a constant (0 is InvRL's mask loss: IRM alone).
+
+Rows of a batch are grouped by environment (:func:`~invrec.nn.group_by_environment`) and each
+environment reads the content projection through its own view of ``W``, so one gradient call
+gives every environment's gradient on ``W`` (the input of the InvRL penalty).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .backbone import UltraGCNScorer
+from .environments import group_by_environment
+from .losses import degree_weights, ultragcn_loss
+from .masks import StochasticGateMask
+from .optim import make_adam
+from .pareto import flat_gradient, mgda_weight
+from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
+from .sampling import iterate_minibatches
+
+__all__ = ["environment_risks", "MaskObjectives", "learn_invariant_mask", "PENALTIES"]
+
+PENALTIES = ("invrl", "irmv1", "vrex")
+
+
+def environment_risks(scorer, mask, users, items, env, negatives, beta_u, beta_i, n_envs, *,
+                      w=(1.0, 1.0, 1.0, 1.0), scales=None):
+    """Per-environment UltraGCN risks of a batch, with a per-environment view of the projection.
+
+    Parameters
+    ----------
+    scorer : UltraGCNScorer
+        Must have content (a projection).
+    mask : Tensor of shape (d,)
+        Feature mask applied to the content.
+    users, items, env : LongTensor of shape (B,)
+    negatives : LongTensor of shape (K, N)
+        Negatives of each environment.
+    beta_u, beta_i : Tensor
+        Degree weights.
+    n_envs : int
+    w : tuple of 4 floats
+    scales : Tensor of shape (K,), default=None
+        IRMv1's dummy scales multiplying each environment's scores.
+
+    Returns
+    -------
+    risks : Tensor of shape (K,)
+        Mean loss of each environment's rows (0 where the batch has none).
+    pooled : Tensor
+        Mean loss over the batch (the ERM objective).
+    present : BoolTensor of shape (K,)
+        Environments with rows in the batch.
+    weight_views : Tensor of shape (K, c, d)
+        The views of ``W`` the risks were computed through (for per-environment gradients).
+    """
+    index, valid = group_by_environment(env, n_envs)
+    u_pad, i_pad = users[index], items[index]
+    u = scorer.user_vectors(u_pad)
+    proj = scorer.projection
+    views = proj.weight.unsqueeze(0).expand(n_envs, -1, -1)
+
+    def vectors(idx):
+        x = scorer.features[idx] * mask
+        content = torch.bmm(x, views.transpose(1, 2))
+        if proj.bias is not None:
+            content = content + proj.bias
+        return torch.cat([scorer.item_embedding[idx], content], dim=-1)
+
+    pos = (u * vectors(i_pad)).sum(-1)
+    neg = torch.bmm(u, vectors(negatives).transpose(1, 2))
+    if scales is not None:
+        pos = pos * scales[:, None]
+        neg = neg * scales[:, None, None]
+    n_neg = negatives.shape[1]
+    beta_neg = beta_i[negatives].unsqueeze(1).expand(-1, index.shape[1], -1)
+    per_row = ultragcn_loss(pos[valid], neg[valid], beta_u[u_pad[valid]], beta_i[i_pad[valid]],
+                            beta_neg[valid].reshape(-1, n_neg), w=w, reduction="none")
+    table = per_row.new_zeros(valid.shape)
+    table[valid] = per_row
+    counts = valid.sum(1)
+    risks = table.sum(1) / counts.clamp(min=1)
+    return risks, per_row.mean(), counts > 0, views
+
+
+class MaskObjectives:
+    """The ERM and IRM objectives of a batch (see the module docstring).
+
+    Parameters
+    ----------
+    penalty : {"invrl", "irmv1", "vrex"}
+    n_envs : int
+    w : tuple of 4 floats
+        UltraGCN loss weights.
+    """
+
+    def __init__(self, penalty, n_envs, w=(1.0, 1.0, 1.0, 1.0)):
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES}; got {penalty!r}.")
+        self.penalty, self.n_envs, self.w = penalty, int(n_envs), tuple(float(v) for v in w)
+
+    def __call__(self, scorer, gate, users, items, env, negatives, beta_u, beta_i, *,
+                 penalty_weight, mask_l2):
+        """Return ``(erm, irm, penalty)`` scalars for one batch."""
+        mask = gate()
+        scales = None
+        if self.penalty == "irmv1":
+            scales = torch.ones(self.n_envs, device=users.device, requires_grad=True)
+        risks, erm, present, views = environment_risks(
+            scorer, mask, users, items, env, negatives, beta_u, beta_i, self.n_envs, w=self.w,
+            scales=scales)
+        if self.penalty == "invrl":
+            (grads,) = torch.autograd.grad(risks.sum(), views, create_graph=True)
+            penalty = gradient_variance_penalty(grads[present], gate.mu + 0.5) \
+                if int(present.sum()) > 1 else risks.new_zeros(())
+        elif self.penalty == "irmv1":
+            penalty = irmv1_penalty(risks.sum(), scales)
+        else:
+            penalty = vrex_penalty(risks[present])
+        irm = risks[present].mean() + penalty_weight * penalty + mask_l2 * gate.l2()
+        return erm, irm, penalty
+
+
+def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_envs,
+                         gate=None, scorer=None, epochs=40, pareto="mgda", erm_weight=0.0,
+                         penalty="invrl", penalty_weight=1.0, mask_l2=0.1, sigma=0.01,
+                         mask_learning_rate=1e-3, learning_rate=1e-3, batch_size=512,
+                         n_negatives=50, l2_embedding=1e-4, l2_content=1e-2, item_l2_ratio=2.0,
+                         id_dim=64, content_dim=64, init_std=0.01, loss_weights=(1.0, 1.0, 1.0, 1.0),
+                         user_degree=None, item_degree=None, generator=None):
+    """Learn (or continue learning) the invariant feature mask (InvRL's backend, PaInvRL's weighting).
+
+    Parameters
+    ----------
+    users, items, env : LongTensor of shape (n,)
+        Training interactions and their environment labels.
+    n_users, n_items : int
+    features : Tensor of shape (n_items, d)
+        Prepared content (``d >= 1``).
+    n_envs : int
+    gate, scorer : StochasticGateMask, UltraGCNScorer, default=None
+        Continue from these (the next outer iteration); None starts fresh (gates half open, a
+        scorer without projection bias, as InvRL's mask stage).
+    epochs : int, default=40
+        Passes over the interactions (InvRL: 40).
+    pareto : {"mgda", "fixed"}, default="mgda"
+        Per-batch MGDA weight (PaInvRL) or the constant ``erm_weight``.
+    erm_weight : float in [0, 1], default=0.0
+        ``gamma`` of ``pareto="fixed"`` (0: InvRL's IRM-only mask loss).
+    penalty : {"invrl", "irmv1", "vrex"}, default="invrl"
+    penalty_weight : float, default=1.0
+        Weight of the penalty in the IRM objective (InvRL ``alpha``).
+    mask_l2 : float, default=0.1
+        Weight of ``||mu||^2`` in the IRM objective (InvRL ``lam``).
+    sigma : float, default=0.01
+        Gate noise of a fresh gate.
+    mask_learning_rate, learning_rate : float, default=1e-3
+        Adam step sizes of ``mu`` and of the scorer.
+    batch_size, n_negatives, l2_embedding, l2_content, item_l2_ratio, id_dim, content_dim,
+    init_std, loss_weights, user_degree, item_degree, generator
+        As in :func:`~invrec.nn.infer_environments`.
+
+    Returns
+    -------
+    gate : StochasticGateMask
+    scorer : UltraGCNScorer
+    gammas : list of float
+        ``gamma`` of every batch.
+    history : list of dict
+        Per epoch: ``erm``, ``irm``, ``penalty`` (batch means), ``gamma`` (mean) and ``time``.
+    """
+    if pareto not in ("mgda", "fixed"):
+        raise ValueError(f"pareto must be 'mgda' or 'fixed'; got {pareto!r}.")
+    device = users.device
+    n = users.shape[0]
+    if user_degree is None:
+        user_degree = torch.bincount(users, minlength=n_users).float()
+    if item_degree is None:
+        item_degree = torch.bincount(items, minlength=n_items).float()
+    beta_u, beta_i = degree_weights(user_degree, item_degree)
+    if scorer is None:
+        scorer = UltraGCNScorer(n_users, n_items, features, id_dim=id_dim, content_dim=content_dim,
+                                init_std=init_std, bias=False, generator=generator)
+    if scorer.projection is None:
+        raise ValueError("learn_invariant_mask needs item content (a scorer with a projection).")
+    if gate is None:
+        gate = StochasticGateMask(scorer.n_features, sigma=sigma, generator=generator).to(device)
+    groups = scorer.l2_parameter_groups(l2_embedding, l2_content, item_l2_ratio, scale=1.0 / batch_size)
+    for group in groups:
+        group["lr"] = learning_rate
+    groups.append({"params": [gate.mu], "weight_decay": 0.0, "lr": mask_learning_rate})
+    optimizer = make_adam(groups, learning_rate)
+    objectives = MaskObjectives(penalty, n_envs, loss_weights)
+    shared = [gate.mu, scorer.projection.weight]
+    draw_device = generator.device if generator is not None else device
+    gammas, history = [], []
+    scorer.train()
+    gate.train()
+    for epoch in range(1, int(epochs) + 1):
+        start = time.perf_counter()
+        sums = torch.zeros(3, dtype=torch.float64)
+        epoch_gammas = []
+        for rows in iterate_minibatches(n, batch_size, generator=generator, device=device):
+            negatives = torch.randint(0, n_items, (n_envs, n_negatives), generator=generator,
+                                      device=draw_device).to(device)
+            erm, irm, pen = objectives(scorer, gate, users[rows], items[rows], env[rows], negatives,
+                                       beta_u, beta_i, penalty_weight=penalty_weight, mask_l2=mask_l2)
+            if pareto == "mgda":
+                gamma = mgda_weight(flat_gradient(erm, shared), flat_gradient(irm, shared))
+            else:
+                gamma = float(erm_weight)
+            loss = gamma * erm + (1.0 - gamma) * irm
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            epoch_gammas.append(gamma)
+            sums += torch.tensor([erm.detach().item(), irm.detach().item(), pen.detach().item()], dtype=torch.float64)
+        n_batches = max(1, len(epoch_gammas))
+        gammas.extend(epoch_gammas)
+        erm_m, irm_m, pen_m = (sums / n_batches).tolist()
+        history.append({"epoch": epoch, "erm": erm_m, "irm": irm_m, "penalty": pen_m,
+                        "gamma": sum(epoch_gammas) / n_batches, "time": time.perf_counter() - start})
+    gate.eval()
+    scorer.eval()
+    return gate, scorer, gammas, history

@@ -1,0 +1,115 @@
+"""PaInvRLRecommender: fitted diagnostics, user-given environments, the InvRL setting, parameter
+validation and (conservative versions of) the synthetic ground-truth claims."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from invrec import PaInvRLRecommender
+from invrec.baselines import UltraGCNRecommender
+from invrec.datasets import make_multimodal_interactions
+from invrec.painvrl import binarize_mask
+
+TINY = dict(embedding_dim=4, content_dim=4, batch_size=64, n_negatives=4, max_epochs=2,
+            n_environments=3, n_outer_iter=2, env_max_rounds=2, env_epochs=1, mask_epochs=2,
+            random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_multimodal_interactions(n_users=40, n_items=30, interactions_per_user=3,
+                                        test_interactions_per_user=1, random_state=0)
+
+
+def test_fitted_diagnostics(data):
+    model = PaInvRLRecommender(**TINY, early_stopping=False).fit(data.interactions,
+                                                                 item_features=data.item_features)
+    env = model.environments_
+    assert list(env.columns) == ["user", "item", "environment"]
+    assert len(env) == len(data.interactions)                    # no validation carve here
+    assert set(env["environment"]) <= {0, 1, 2}
+    pd.testing.assert_frame_equal(
+        env[["user", "item"]].sort_values(["user", "item"]).reset_index(drop=True),
+        data.interactions[["user", "item"]].sort_values(["user", "item"]).reset_index(drop=True))
+    assert {k: v.shape for k, v in model.invariant_mask_.items()} == {"visual": (24,), "acoustic": (16,)}
+    values = np.concatenate(list(model.invariant_mask_.values()))
+    assert values.min() >= 0 and values.max() <= 1
+    n_batches = -(-len(data.interactions) // 64)
+    assert model.pareto_weights_.shape == (2 * 2 * n_batches,)   # outer x mask epochs x batches
+    assert ((model.pareto_weights_ >= 0) & (model.pareto_weights_ <= 1)).all()
+    assert model.attention_weights_.shape == (30, 2)
+    assert np.allclose(model.attention_weights_.sum(1), 1)
+    stages = [h["stage"] for h in model.history_]
+    assert stages.count("mask") == 4 and stages.count("final") == 2
+    assert 2 <= stages.count("environments") <= 4
+    assert all("fit_time" in h for h in model.history_)
+    assert set(model.stage_times_) == {"environments", "mask", "final"}
+
+
+def test_user_given_environments_skip_inference(data):
+    X = data.interactions.assign(environment=data.interactions["environment"].map({0: "a", 1: "b", 2: "c"}))
+    model = PaInvRLRecommender(**TINY, environment_column="environment", early_stopping=False)
+    model.fit(X, item_features=data.item_features)
+    assert not any(h["stage"] == "environments" for h in model.history_)
+    merged = model.environments_.merge(X, on=["user", "item"], suffixes=("_fit", ""))
+    assert (merged["environment_fit"] == merged["environment"]).all()
+    with pytest.raises(ValueError, match="environment_column='env' is not a column of X"):
+        PaInvRLRecommender(**TINY, environment_column="env").fit(X, item_features=data.item_features)
+
+
+def test_invrl_setting(data):
+    model = PaInvRLRecommender(**TINY, pareto="fixed", erm_weight=0.0, fusion="invariant",
+                               early_stopping=False).fit(data.interactions, item_features=data.item_features)
+    assert (model.pareto_weights_ == 0.0).all()
+    assert (model.attention_weights_ == [1.0, 0.0]).all()
+
+
+def test_without_content_falls_back_to_ids(data):
+    model = PaInvRLRecommender(**TINY, early_stopping=False).fit(data.interactions[["user", "item"]])
+    assert model.invariant_mask_ == {} and len(model.pareto_weights_) == 0
+    assert model.recommend([0], n=3).shape == (3, 4)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"pareto": "nash"}, "pareto must be one of"),
+    ({"fusion": "concat"}, "fusion must be one of"),
+    ({"penalty": "l1"}, "penalty must be one of"),
+    ({"erm_weight": 1.5}, "erm_weight must be a float"),
+    ({"n_environments": 0}, "n_environments must be an int >= 1"),
+    ({"mask_threshold": "otsu"}, "mask_threshold must be a float"),
+    ({"environment_column": 3}, "environment_column must be None"),
+])
+def test_bad_parameters(data, params, message):
+    with pytest.raises(ValueError, match=message):
+        PaInvRLRecommender(**{**TINY, **params}).fit(data.interactions, item_features=data.item_features)
+
+
+def test_binarize_mask():
+    mask = torch.tensor([0.70, 0.99, 0.72, 1.0, 0.98, 0.75])
+    assert binarize_mask(mask, "auto").tolist() == [0, 1, 0, 1, 1, 0]
+    assert binarize_mask(mask, None) is mask
+    assert binarize_mask(torch.full((3,), 0.4), "auto").tolist() == [1, 1, 1]
+
+
+# ---------------------------------------------------------------- ground truth (conservative)
+SYNTH = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2, n_negatives=20,
+             l2_embedding=1e-2, l2_content=1e-2, max_epochs=100, n_iter_no_change=10)
+PAINVRL = dict(n_environments=3, n_outer_iter=2, env_max_rounds=3, env_epochs=5, mask_epochs=10,
+               mask_learning_rate=1e-2, mask_l2=0.0, mask_threshold="auto", fusion="invariant",
+               item_l2_ratio=20.0)
+
+
+def test_synthetic_mask_ranks_invariant_dimensions_and_helps_out_of_distribution():
+    torch.set_num_threads(1)
+    data = make_multimodal_interactions(n_users=300, n_items=200, random_state=0)
+    X = data.interactions[["user", "item"]]
+    model = PaInvRLRecommender(**SYNTH, **PAINVRL, random_state=0).fit(X, item_features=data.item_features)
+    mask = np.concatenate([model.invariant_mask_[m] for m in data.item_features.modalities])
+    truth = np.concatenate([data.invariant_mask[m] for m in data.item_features.modalities])
+    assert roc_auc_score(truth, mask) >= 0.9                   # measured 1.0
+    base = UltraGCNRecommender(**SYNTH, random_state=0).fit(X, item_features=data.item_features)
+    # measured: OOD 0.0344 vs 0.0159 (2.2x), IID 0.473 vs 0.428
+    assert model.score(data.test_ood) >= 1.3 * base.score(data.test_ood)
+    assert model.score(data.test) >= 0.9 * base.score(data.test)
