@@ -48,11 +48,14 @@ class PaInvRLRecommender(BaseRecommender):
     ``fusion="invariant"`` reproduces InvRL (its mask loss is the IRM objective alone and its final
     model reads only the masked content).
 
-    Defaults follow InvRL's official code (the only public code of this lineage) unless said
-    otherwise; they are its full budget (5 outer iterations of up to 10 x 20 environment epochs
-    and 40 mask epochs), which takes hours on a large dataset on a CPU. Laptop-fast settings
-    measured in ``benchmarks/invariance.py``: ``n_outer_iter=2, env_max_rounds=2, env_epochs=5,
-    env_embedding_dim=32, mask_epochs=3, mask_learning_rate=1e-2, batch_size=4096`` fit TikTok
+    The backbone's training knobs (widths, batch, step size, L2, patience) default to those of
+    :class:`~invrec.baselines.UltraGCNRecommender`, so the two compare out of the box; InvRL's
+    own are ``embedding_dim=64, batch_size=512, learning_rate=1e-3, l2_embedding=1e-4,
+    l2_content=1e-2``. The method's stages default to InvRL's official code (the only public
+    code of this lineage) unless said otherwise: its full budget (5 outer iterations of up to
+    10 x 20 environment epochs and 40 mask epochs), which takes hours on a large dataset on a
+    CPU. Laptop-fast settings measured in ``benchmarks/invariance.py``: ``n_outer_iter=2,
+    env_max_rounds=2, env_epochs=5, env_embedding_dim=32, mask_epochs=3, mask_learning_rate=1e-2`` fit TikTok
     (60k interactions) in 1.5-3 minutes on one CPU thread. For out-of-distribution robustness
     use ``fusion="invariant"``, ``mask_threshold="auto"`` and a down-weighted or more
     regularised item id part (``item_id_weight``, ``item_l2_ratio``): item id embeddings absorb
@@ -61,25 +64,30 @@ class PaInvRLRecommender(BaseRecommender):
 
     Parameters
     ----------
-    embedding_dim : int, default=64
-        Width of the id embeddings (InvRL: 64).
+    embedding_dim : int, default=128
+        Width of the id embeddings (InvRL: 64; invrec's backbone default, as
+        :class:`~invrec.baselines.UltraGCNRecommender`).
     content_dim : int, default=64
         Width of the content representations (InvRL ``feat_dim``: 64).
     max_epochs : int, default=200
         Upper bound on the final model's epochs (invrec's shared default).
-    batch_size : int, default=512
-        Interactions per step in every stage (InvRL: 512).
-    learning_rate : float, default=1e-3
-        Adam step size of every model (InvRL: 1e-3).
+    batch_size : int, default=4096
+        Interactions per step in every stage (InvRL: 512; invrec's backbone default: the L2
+        weights below are tuned for it, see :class:`~invrec.baselines.UltraGCNRecommender`).
+    learning_rate : float, default=1e-2
+        Adam step size of every model but the mask (InvRL: 1e-3 at batch size 512; invrec's
+        backbone default).
     n_negatives : int, default=50
         Uniform negatives per positive (InvRL ``neg_num``: 50); shared by a batch in the final
         model, by an environment's rows in the environment and mask stages.
     loss_weights : tuple of 4 floats, default=(1.0, 1.0, 1.0, 1.0)
         UltraGCN's ``w1..w4`` (InvRL: all 1).
-    l2_embedding : float, default=1e-4
-        L2 weight on the user and item id embeddings (InvRL ``wd1``: 1e-4).
-    l2_content : float, default=1e-2
-        L2 weight on the content projections and the attention (InvRL ``wd2``: 1e-2).
+    l2_embedding : float, default=1e-2
+        L2 weight on the user and item id embeddings (InvRL ``wd1``: 1e-4 at batch size 512;
+        invrec's backbone default at 4096).
+    l2_content : float, default=1.0
+        L2 weight on the content projections and the attention (InvRL ``wd2``: 1e-2 at batch
+        size 512; invrec's backbone default at 4096).
     item_l2_ratio : float, default=2.0
         Extra factor on the item id embeddings' L2 (InvRL ``wdi``: 2). With ``item_id_weight``
         the knob of how much exposure bias the id part may absorb.
@@ -145,8 +153,8 @@ class PaInvRLRecommender(BaseRecommender):
         ``n_iter_no_change`` epochs without improvement.
     validation_fraction : float, default=0.1
         Per-user share of ``X`` held out for early stopping when ``validation_data`` is not given.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+    n_iter_no_change : int, default=30
+        Patience of early stopping, in epochs (invrec's backbone default).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
     random_state : int, RandomState or None, default=None
         Seed of every random draw; an int makes a CPU fit bit-for-bit reproducible.
@@ -192,15 +200,15 @@ class PaInvRLRecommender(BaseRecommender):
     (3, 4)
     """
 
-    def __init__(self, *, embedding_dim=64, content_dim=64, max_epochs=200, batch_size=512,
-                 learning_rate=1e-3, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
-                 l2_embedding=1e-4, l2_content=1e-2, item_l2_ratio=2.0, item_id_weight=1.0,
+    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
+                 learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
+                 l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, n_environments=10, environment_column=None,
                  env_embedding_dim=None, env_max_rounds=10,
                  env_tol=0.01, env_epochs=20, n_outer_iter=5, mask_epochs=40, mask_sigma=0.01,
                  mask_learning_rate=1e-3, mask_l2=0.1, penalty="invrl", penalty_weight=1.0,
                  penalty_growth=1.05, pareto="mgda", erm_weight=0.0, fusion="attention",
-                 mask_threshold=None, early_stopping=True, validation_fraction=0.1, n_iter_no_change=10,
+                 mask_threshold=None, early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
         self.content_dim = content_dim
