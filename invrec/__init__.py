@@ -4,5 +4,6 @@ missing item modalities."""
 __version__ = "0.1.0.dev0"
 
 from .features import ItemFeatures
+from .milk import MILKRecommender
 
-__all__ = ["ItemFeatures", "__version__"]
+__all__ = ["ItemFeatures", "MILKRecommender", "__version__"]

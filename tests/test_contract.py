@@ -20,6 +20,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
+from invrec.milk import MILKRecommender
 from invrec.metrics import make_ranking_scorer
 from invrec.model_selection import PerUserHoldout, train_test_split
 
@@ -31,6 +32,7 @@ def _estimators():
     return [
         (PopularityRecommender(), None),
         (UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim"),
+        (MILKRecommender(max_epochs=3, batch_size=64, embedding_dim=4, random_state=0), "embedding_dim"),
     ]
 
 
