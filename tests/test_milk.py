@@ -147,6 +147,18 @@ def test_alignment_pulls_modality_representations_together(synthetic):
     assert gap(5.0) < 0.5 * gap(0.0)
 
 
+def test_invariance_penalty_lowers_the_variance_of_environment_risks(synthetic):
+    data, train, _, _, _ = synthetic
+
+    def final_variance(weight):
+        model = MILKRecommender(**{**TINY, "max_epochs": 8}, invariance_weight=weight,
+                                learning_rate=1e-2, dirichlet_alpha=0.05)
+        model.fit(train, item_features=data.item_features)
+        return np.mean([h["risk_variance"] for h in model.history_[-3:]])
+
+    assert final_variance(100.0) < 0.5 * final_variance(0.0)
+
+
 def test_validation_among_new_items_and_early_stopping(synthetic):
     data, train, valid, _, _ = synthetic
     model = MILKRecommender(**{**TINY, "max_epochs": 6, "early_stopping": True, "n_iter_no_change": 2},
