@@ -22,6 +22,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -191,10 +193,10 @@ class MILKRecommender(BaseRecommender):
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
         for name in ("l2_embedding", "alignment_weight", "invariance_weight", "init_std"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
                 raise ValueError(f"{name} must be a float >= 0; got {value!r}.")
         alpha = self.dirichlet_alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < np.inf:
+        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < np.inf:
             raise ValueError(f"dirichlet_alpha must be a positive float; got {alpha!r}.")
         choices = {"negative_pool": ("all", "warm"), "environments": ("cyclic", "none"),
                    "missing_fill": ("mean", "zero"), "validation_candidates": ("all", "unseen")}

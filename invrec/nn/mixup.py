@@ -20,6 +20,7 @@ weights (the smallest of them may be exactly 0 in float32).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -87,7 +88,7 @@ def sample_dirichlet(n_samples, n_modalities, alpha, *, generator=None, device=N
     (torch.Size([4, 3]), True)
     """
     n_modalities = _check_modalities(n_modalities)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0 or not math.isfinite(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0 or not math.isfinite(alpha):
         raise ValueError(f"alpha must be a positive finite float; got {alpha!r}.")
     draw_device = generator.device if generator is not None else torch.device(device or "cpu")
     log_x = _log_gamma_variates((int(n_samples), n_modalities), alpha, generator, draw_device)
