@@ -259,7 +259,7 @@ def test_single_modality_and_no_features(synthetic):
     model = MILKRecommender(**TINY).fit(train, item_features=one)
     assert model.environment_risks_.shape == (4, 1)
     mf = MILKRecommender(**TINY).fit(train)
-    assert mf.modalities_ == () and np.isfinite(mf.predict(test_pairs(train))).all()
+    assert mf.modalities_ == () and np.isfinite(mf.predict(train.iloc[:10])).all()
     with pytest.raises(ValueError, match="cannot score"):
         mf.recommend([0], items=["x"], item_features=ItemFeatures({"visual": np.ones((1, 3))}, item_ids=["x"]))
 
@@ -273,13 +273,6 @@ def test_pickled_model_scores_new_items(synthetic):
     pd.testing.assert_frame_equal(
         again.recommend([0, 1], n=4, items=new["test"], item_features=data.item_features),
         model.recommend([0, 1], n=4, items=new["test"], item_features=data.item_features))
-
-
-def test_pairs(train):
-    return train.iloc[:10]
-
-
-test_pairs.__test__ = False
 
 
 @pytest.mark.parametrize("params, message", [
