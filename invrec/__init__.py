@@ -4,6 +4,7 @@ missing item modalities."""
 __version__ = "0.1.0.dev0"
 
 from .features import ItemFeatures
+from .milk import MILKRecommender
 from .painvrl import PaInvRLRecommender
 
-__all__ = ["ItemFeatures", "PaInvRLRecommender", "__version__"]
+__all__ = ["ItemFeatures", "MILKRecommender", "PaInvRLRecommender", "__version__"]

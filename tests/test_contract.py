@@ -19,9 +19,10 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
-from invrec.painvrl import PaInvRLRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.metrics import make_ranking_scorer
+from invrec.milk import MILKRecommender
+from invrec.painvrl import PaInvRLRecommender
 from invrec.model_selection import PerUserHoldout, train_test_split
 
 TINY_TRAINING = dict(max_epochs=3, batch_size=64, embedding_dim=4, content_dim=4, n_negatives=4)
@@ -33,6 +34,7 @@ def _estimators():
         (PopularityRecommender(), None),
         (UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim"),
         (PaInvRLRecommender(**TINY_TRAINING, n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1, random_state=0), "embedding_dim"),
+        (MILKRecommender(max_epochs=3, batch_size=64, embedding_dim=4, random_state=0), "embedding_dim"),
     ]
 
 

@@ -5,8 +5,11 @@ The estimators in :mod:`invrec.baselines` and the invariant-learning methods com
 nothing here knows about datasets, ids or early stopping.
 """
 
+from .alignment import cross_modality_alignment
 from .backbone import RegularizationTerms, UltraGCNScorer
+from .content_scorer import MultimodalContentScorer
 from .item_graph import item_item_neighbors
+from .mixup import cyclic_environments, sample_cyclic_environments, sample_dirichlet
 from .losses import bpr_loss, degree_weights, item_item_loss, ultragcn_loss
 from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
 from .optim import make_adam
@@ -42,4 +45,10 @@ __all__ = [
     "reassign_environments",
     "MaskObjectives", "environment_risks", "learn_invariant_mask",
     "ConvertModule", "ConvertScorer",
+    # new items and missing modalities (MILK)
+    "MultimodalContentScorer",
+    "cross_modality_alignment",
+    "sample_dirichlet",
+    "cyclic_environments",
+    "sample_cyclic_environments",
 ]

@@ -1,0 +1,172 @@
+"""Cyclic-mixup modality environments (MILK's heterogeneous environments).
+
+An *environment* is a weighting ``theta`` of the ``M`` modalities (non-negative, summing to 1): an
+item's representation in that environment is ``sum_m theta_m c^m``. MILK draws ``M + 1`` of them at
+every training step:
+
+* environment 0 weighs every modality ``1 / M`` (the fusion used at inference, always present);
+* environment 1 is one draw ``theta ~ Dirichlet(alpha, ..., alpha)``;
+* environments 2..M are its cyclic shifts ``roll(theta, k)``, ``k = 1..M-1``.
+
+So every environment sums to 1, and each modality carries the largest weight of exactly one of the
+shifted environments (the one where the draw's largest weight lands on it). A small ``alpha`` gives
+near one-hot environments; a large one weights every environment almost uniformly.
+
+Draws take an explicit :class:`torch.Generator` (nothing touches global seeds). Gamma variates are
+drawn by Marsaglia and Tsang's method in log space, so ``alpha`` as small as 1e-3 gives finite
+weights (the smallest of them may be exactly 0 in float32).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+__all__ = ["sample_dirichlet", "cyclic_environments", "sample_cyclic_environments"]
+
+#: Candidates drawn per gamma variate; each is accepted with probability >= 0.95, so all of them
+#: are rejected with probability below 1e-20.
+_GAMMA_TRIES = 16
+
+
+def _log_gamma_variates(shape, concentration, generator, device):
+    """``log X`` for ``X ~ Gamma(concentration, 1)`` of the given shape, in float64.
+
+    Marsaglia & Tsang (2000) for shape ``a + 1 >= 1``, then ``X_a = X_{a+1} U^(1/a)`` (their
+    boosting trick), taken in logs so that tiny ``a`` does not underflow.
+    """
+    a = float(concentration)
+    b = a + 1.0 if a < 1.0 else a
+    d = b - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    tries = (_GAMMA_TRIES, *shape)
+    x = torch.randn(tries, generator=generator, device=device, dtype=torch.float64)
+    u = torch.rand(tries, generator=generator, device=device, dtype=torch.float64)
+    v = (1.0 + c * x) ** 3
+    safe_v = v.clamp_min(1e-300)
+    accept = (v > 0) & (torch.log(u) < 0.5 * x * x + d - d * safe_v + d * torch.log(safe_v))
+    first = accept.to(torch.int8).argmax(dim=0, keepdim=True)       # first accepted candidate
+    log_x = (math.log(d) + torch.log(safe_v)).gather(0, first).squeeze(0)
+    log_x = torch.where(accept.any(dim=0), log_x, torch.full_like(log_x, math.log(d)))
+    if a < 1.0:
+        boost = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+        log_x = log_x + torch.log(boost.clamp_min(1e-300)) / a
+    return log_x
+
+
+def sample_dirichlet(n_samples, n_modalities, alpha, *, generator=None, device=None,
+                     dtype=torch.float32):
+    """Draws from the symmetric Dirichlet distribution ``Dirichlet(alpha * 1_M)``.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of draws.
+    n_modalities : int
+        ``M``, the length of each draw (at least 2).
+    alpha : float
+        Concentration of every component, > 0.
+    generator : torch.Generator, default=None
+        Source of randomness (None uses torch's default generator).
+    device : torch.device or str, default=None
+        Device of the result; None means the generator's device (the CPU without a generator).
+    dtype : torch.dtype, default=torch.float32
+        Type of the result (the draw itself is done in float64).
+
+    Returns
+    -------
+    Tensor of shape (n_samples, n_modalities)
+        Non-negative rows summing to 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> w = sample_dirichlet(4, 3, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> w.shape, bool(torch.allclose(w.sum(1), torch.ones(4)))
+    (torch.Size([4, 3]), True)
+    """
+    n_modalities = _check_modalities(n_modalities)
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not alpha > 0 or not math.isfinite(alpha):
+        raise ValueError(f"alpha must be a positive finite float; got {alpha!r}.")
+    draw_device = generator.device if generator is not None else torch.device(device or "cpu")
+    log_x = _log_gamma_variates((int(n_samples), n_modalities), alpha, generator, draw_device)
+    weights = torch.softmax(log_x, dim=1).to(dtype)
+    return weights if device is None else weights.to(device)
+
+
+def cyclic_environments(theta, *, include_uniform=True):
+    """Environment weights from one draw: uniform, ``theta`` and its cyclic shifts.
+
+    Parameters
+    ----------
+    theta : Tensor of shape (M,)
+        One modality weighting (for example a Dirichlet draw).
+    include_uniform : bool, default=True
+        Put the uniform weighting ``1 / M`` first (MILK's environment 0).
+
+    Returns
+    -------
+    Tensor of shape (M + 1, M), or (M, M) without the uniform row
+        Row ``k + 1`` (row ``k`` without the uniform row) is ``roll(theta, k)``: the weight of
+        modality ``m`` there is ``theta[(m - k) % M]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cyclic_environments(torch.tensor([0.7, 0.2, 0.1])).tolist()  # doctest: +NORMALIZE_WHITESPACE
+    [[0.3333333432674408, 0.3333333432674408, 0.3333333432674408],
+     [0.699999988079071, 0.20000000298023224, 0.10000000149011612],
+     [0.10000000149011612, 0.699999988079071, 0.20000000298023224],
+     [0.20000000298023224, 0.10000000149011612, 0.699999988079071]]
+    """
+    if theta.ndim != 1 or theta.shape[0] < 2:
+        raise ValueError(f"theta must be 1-D with at least 2 modalities; got shape {tuple(theta.shape)}.")
+    m = theta.shape[0]
+    shifts = torch.arange(m, device=theta.device)
+    index = (torch.arange(m, device=theta.device).unsqueeze(0) - shifts.unsqueeze(1)) % m
+    rows = theta[index]                                   # row k = roll(theta, k)
+    if not include_uniform:
+        return rows
+    return torch.cat([theta.new_full((1, m), 1.0 / m), rows])
+
+
+def sample_cyclic_environments(n_modalities, alpha, *, include_uniform=True, generator=None,
+                               device=None, dtype=torch.float32):
+    """A fresh set of MILK environments: uniform, a Dirichlet draw and its cyclic shifts.
+
+    Parameters
+    ----------
+    n_modalities : int
+        ``M`` (at least 2).
+    alpha : float
+        Dirichlet concentration (MILK: 0.1; smaller gives more extreme environments).
+    include_uniform : bool, default=True
+        Include the uniform environment first.
+    generator : torch.Generator, default=None
+    device : torch.device or str, default=None
+    dtype : torch.dtype, default=torch.float32
+
+    Returns
+    -------
+    Tensor of shape (M + 1, M)
+        Every row sums to 1 (see :func:`cyclic_environments`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> env = sample_cyclic_environments(2, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> env.shape, env[0].tolist(), bool(torch.allclose(env[1], env[2].flip(0)))
+    (torch.Size([3, 2]), [0.5, 0.5], True)
+    """
+    theta = sample_dirichlet(1, n_modalities, alpha, generator=generator, device=device,
+                             dtype=dtype)[0]
+    return cyclic_environments(theta, include_uniform=include_uniform)
+
+
+def _check_modalities(n_modalities):
+    if isinstance(n_modalities, bool) or int(n_modalities) != n_modalities or n_modalities < 2:
+        raise ValueError(
+            f"cyclic-mixup environments need at least 2 modalities; got {n_modalities!r}.")
+    return int(n_modalities)
