@@ -70,9 +70,9 @@ def test_context_broadcasts_users_against_items():
 
 # ----------------------------------------------------------------------------- hand-computed values
 
-def test_attention_hand_computed_one_dimensional_case():
+def test_attention_hand_computed_one_dimensional_case_unnormalised():
     # d = 1, W_Q = W_K = W_V = 1, W_p = 1, b_p = 0, w = 1; z_inv = 1, z_var = 0.
-    fusion = AttentionFusion(1, generator=gen())
+    fusion = AttentionFusion(1, normalize=False, generator=gen())
     for layer in (fusion.query.weight, fusion.key.weight, fusion.value.weight,
                   fusion.pool.weight, fusion.pool_vector):
         _set(layer, 1.0)
@@ -88,8 +88,43 @@ def test_attention_hand_computed_one_dimensional_case():
     assert abs(a_inv - 0.6170) < 1e-3  # the figure worked out by hand
 
 
+def test_attention_hand_computed_two_dimensional_case_normalised():
+    # d = 2, W_Q = W_K = W_V = W_p = I, b_p = 0, w = (1, 0); z_inv = (1, 0), z_var = (0, 1).
+    fusion = AttentionFusion(2, generator=gen())
+    for layer in (fusion.query.weight, fusion.key.weight, fusion.value.weight, fusion.pool.weight):
+        _set(layer, torch.eye(2))
+    _set(fusion.pool.bias, 0.0)
+    _set(fusion.pool_vector, [1.0, 0.0])
+    out = fusion(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]))
+    # unit-RMS tokens (sqrt2, 0), (0, sqrt2): Q K^T / sqrt2 = diag(sqrt2); rows softmax to
+    # (p, 1-p) and (1-p, p) with p = sigmoid(sqrt2); values are the raw tokens, so with the
+    # residual t_inv = (1+p, 1-p), t_var = (1-p, 1+p).
+    p = 1.0 / (1.0 + math.exp(-math.sqrt(2.0)))
+    t_inv, t_var = torch.tensor([1 + p, 1 - p]), torch.tensor([1 - p, 1 + p])
+    # pooling on unit-RMS attended tokens: first coordinate of t / sqrt(((1+p)^2 + (1-p)^2) / 2)
+    rms = math.sqrt(1.0 + p * p)
+    s_inv, s_var = math.tanh((1 + p) / rms), math.tanh((1 - p) / rms)
+    a_inv = 1.0 / (1.0 + math.exp(s_var - s_inv))
+    torch.testing.assert_close(out.weights, torch.tensor([[a_inv, 1.0 - a_inv]]))
+    torch.testing.assert_close(out.fused, (a_inv * t_inv + (1 - a_inv) * t_var).unsqueeze(0))
+    assert abs(p - 0.8044) < 1e-4 and abs(a_inv - 0.6760) < 1e-3   # the figures worked out by hand
+
+
+@FAST
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(1e-2, 1e3),
+       self_attention=st.booleans())
+def test_normalised_weights_do_not_depend_on_the_scale_of_the_parts(seed, scale, self_attention):
+    g = gen(seed)
+    fusion = AttentionFusion(4, self_attention=self_attention, generator=g)
+    with torch.no_grad():
+        fusion.pool_vector.normal_(generator=g)
+    z_inv, z_var = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    torch.testing.assert_close(fusion.weights(scale * z_inv, scale * z_var),
+                               fusion.weights(z_inv, z_var), atol=1e-3, rtol=1e-3)
+
+
 def test_pooling_without_self_attention_is_painvrl_weighted_sum():
-    fusion = AttentionFusion(2, self_attention=False, generator=gen())
+    fusion = AttentionFusion(2, self_attention=False, normalize=False, generator=gen())
     _set(fusion.pool.weight, torch.eye(2))
     _set(fusion.pool.bias, 0.0)
     _set(fusion.pool_vector, [1.0, -1.0])

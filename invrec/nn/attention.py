@@ -10,16 +10,23 @@ Modes (``mode=``):
 ``"attention"``
     The two parts (optionally with a user-context token ``P c_u``) form a short token sequence
     ``T``; single-head scaled dot-product self-attention mixes them with a residual connection,
-    ``T~ = T + softmax(T W_Q (T W_K)^T / sqrt(d)) T W_V``; additive attention pooling scores the
-    two item tokens, ``s_k = w^T tanh(W_p t~_k + b_p)``, and ``(a_inv, a_var) = softmax(s)`` (one
-    pair per item, or per (user, item) pair with a context token). ``self_attention=False`` skips
-    the first step (``T~ = T``): that is PaInvRL's attention-weighted sum.
+    ``T~ = T + softmax(N(T) W_Q (N(T) W_K)^T / sqrt(d)) T W_V``; additive attention pooling scores
+    the two item tokens, ``s_k = w^T tanh(W_p N(t~_k) + b_p)``, and ``(a_inv, a_var) = softmax(s)``
+    (one pair per item, or per (user, item) pair with a context token). ``self_attention=False``
+    skips the first step (``T~ = T``): that is PaInvRL's attention-weighted sum. ``N`` scales each
+    token to unit root-mean-square (``normalize=True``, the default) or is the identity.
 ``"global"``
     One learned pair for every item, ``softmax(theta)`` with ``theta`` in R^2 (the minimal option,
     closest to the EIOR authors' two scalars, but bounded).
 ``"fixed"``, ``"invariant"``, ``"variant"``
     Ablations without parameters: ``(0.5, 0.5)``, ``(1, 0)`` (InvRL's final model) and ``(0, 1)``
     (ERM on the variant part).
+
+Why ``N``: the weights should follow the *direction* of the representations, not their scale.
+UltraGCN-style content vectors start near 1e-2 (``init_std=0.01``); unnormalised, every score
+above is then close to 0 for every item, the weights stay flat at (0.5, 0.5) and hardly receive
+gradient (seen on MovieLens-100K: per-item weights within 0.49-0.51 after training). Only the
+scores are normalised; the values mixed and fused keep the tokens' own scale.
 
 The pooling vector ``w`` and ``theta`` start at zero, so every learned mode starts from the weights
 ``(0.5, 0.5)`` exactly; how far they move in training is then a diagnostic. The weights learn from
@@ -39,6 +46,10 @@ __all__ = ["AttentionFusion", "FusionOutput", "FUSION_MODES"]
 
 #: Accepted values of ``AttentionFusion(mode=...)``.
 FUSION_MODES = ("attention", "global", "fixed", "invariant", "variant")
+
+#: Added to the mean square of a token before the square root of ``N``: keeps the gradient of a
+#: token that is exactly zero (a variant part under an all-ones mask) bounded by 1e4.
+_RMS_EPS = 1e-8
 
 #: Weights of the parameter-free modes, (invariant, variant).
 _CONSTANT_WEIGHTS = {"fixed": (0.5, 0.5), "invariant": (1.0, 0.0), "variant": (0.0, 1.0)}
@@ -88,6 +99,10 @@ class AttentionFusion(nn.Module):
         Width of a user-context vector to add as a third token through a linear map
         ``P: R^context_dim -> R^d`` ("attention" mode only). The weights then depend on the user:
         pass ``context`` to :meth:`forward`. None means no context token (weights per item).
+    normalize : bool, default=True
+        In "attention" mode, compute the attention and pooling scores from tokens scaled to unit
+        root-mean-square (see the module docstring); False uses the raw tokens (the formulas of
+        the specs verbatim).
     attention_dim : int, default=None
         Width of the pooling layer ``W_p``; None means ``dim``.
     init_std : float, default=None
@@ -122,8 +137,8 @@ class AttentionFusion(nn.Module):
     [[1.0, 0.0]]
     """
 
-    def __init__(self, dim, *, mode="attention", self_attention=True, context_dim=None,
-                 attention_dim=None, init_std=None, generator=None):
+    def __init__(self, dim, *, mode="attention", self_attention=True, normalize=True,
+                 context_dim=None, attention_dim=None, init_std=None, generator=None):
         super().__init__()
         if mode not in FUSION_MODES:
             raise ValueError(f"mode must be one of {list(FUSION_MODES)}; got {mode!r}.")
@@ -141,6 +156,7 @@ class AttentionFusion(nn.Module):
             raise ValueError(f"attention_dim must be a positive int or None; got {attention_dim}.")
         std = 1.0 / math.sqrt(dim) if init_std is None else float(init_std)
         self.dim, self.mode, self.self_attention = dim, mode, bool(self_attention)
+        self.normalize = bool(normalize)
         self.context_dim = None if context_dim is None else int(context_dim)
         self.query = self.key = self.value = self.pool = self.context = None
         self.pool_vector = self.logits = None
@@ -190,11 +206,18 @@ class AttentionFusion(nn.Module):
         parts = torch.broadcast_tensors(*parts)
         return torch.stack(parts, dim=-2)
 
+    def _scale(self, tokens):
+        """``N``: each token divided by its root-mean-square (identity when not normalising)."""
+        if not self.normalize:
+            return tokens
+        return tokens * torch.rsqrt(tokens.square().mean(dim=-1, keepdim=True) + _RMS_EPS)
+
     def _attend(self, tokens):
         """Residual single-head scaled dot-product self-attention over the token axis."""
         if not self.self_attention:
             return tokens
-        q, k, v = self.query(tokens), self.key(tokens), self.value(tokens)
+        scaled = self._scale(tokens)
+        q, k, v = self.query(scaled), self.key(scaled), self.value(tokens)
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.dim)
         return tokens + torch.softmax(scores, dim=-1) @ v
 
@@ -227,7 +250,7 @@ class AttentionFusion(nn.Module):
             fused = weights[..., :1] * invariant + weights[..., 1:] * variant
             return FusionOutput(fused, weights)
         attended = self._attend(self._tokens(invariant, variant, context))[..., :2, :]
-        scores = torch.tanh(self.pool(attended)) @ self.pool_vector       # (..., 2)
+        scores = torch.tanh(self.pool(self._scale(attended))) @ self.pool_vector   # (..., 2)
         weights = torch.softmax(scores, dim=-1)
         fused = (weights.unsqueeze(-1) * attended).sum(dim=-2)
         return FusionOutput(fused, weights)
@@ -239,7 +262,7 @@ class AttentionFusion(nn.Module):
     def extra_repr(self):
         extra = f"dim={self.dim}, mode={self.mode!r}"
         if self.mode == "attention":
-            extra += f", self_attention={self.self_attention}"
+            extra += f", self_attention={self.self_attention}, normalize={self.normalize}"
             if self.context_dim is not None:
                 extra += f", context_dim={self.context_dim}"
         return extra
