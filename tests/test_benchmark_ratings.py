@@ -38,6 +38,10 @@ def test_bias_baseline_shrinkage_hand_value(ratings):
     # first sweep: b_i = sum(r - mu) / (n_i + 1) = [2/3, -2/2, 0]; b_u = sum(r - mu - b_i) / (3 + 1)
     np.testing.assert_allclose(b_i, [2 / 3, -1.0, 0.0])
     np.testing.assert_allclose(b_u, [((1 - 2 / 3) * 2 + (-2 + 1)) / 4])
+    # separate shrinkages: l_u = 0 gives b_u = mean residual over the user's 3 ratings
+    _, b_u0, b_i0 = ratings.fit_bias(users, items, r, 1, 3, shrinkage=(0.0, 1.0), sweeps=1)
+    np.testing.assert_allclose(b_i0, b_i)
+    np.testing.assert_allclose(b_u0, [((1 - 2 / 3) * 2 + (-2 + 1)) / 3])
     # predictions are clipped; unknown items get b_i = 0
     pred = ratings.predict_bias((mu, b_u, b_i), np.array([0, 0]), np.array([-1, 0]),
                                 RatingScale(1.0, 4.5, 4.0))

@@ -25,8 +25,10 @@ Modes (``mode=``):
 Why ``N``: the weights should follow the *direction* of the representations, not their scale.
 UltraGCN-style content vectors start near 1e-2 (``init_std=0.01``); unnormalised, every score
 above is then close to 0 for every item, the weights stay flat at (0.5, 0.5) and hardly receive
-gradient (seen on MovieLens-100K: per-item weights within 0.49-0.51 after training). Only the
-scores are normalised; the values mixed and fused keep the tokens' own scale.
+gradient. On MovieLens-100K (``benchmarks/ratings.py``, 3 seeds) the per-item invariant weights
+had a standard deviation over items of 0.004, 0.002 and 0.22 after training without ``N``, and
+0.23, 0.05 and 0.06 with it. Only the scores are normalised; the values mixed and fused keep the
+tokens' own scale.
 
 The pooling vector ``w`` and ``theta`` start at zero, so every learned mode starts from the weights
 ``(0.5, 0.5)`` exactly; how far they move in training is then a diagnostic. The weights learn from
