@@ -58,6 +58,11 @@ __all__ = [
     "make_ranking_scorer",
     "RankingScorer",
     "METRIC_NAMES",
+    "rmse",
+    "mae",
+    "make_rating_scorer",
+    "RatingScorer",
+    "RATING_METRIC_NAMES",
 ]
 
 RANK = "rank"
@@ -774,3 +779,173 @@ def make_ranking_scorer(metric="ndcg", k=20, *, candidates="all", exclude_seen=T
                      refit="ndcg")
     """
     return RankingScorer(metric, k, candidates, exclude_seen)
+
+
+# --------------------------------------------------------------------------------------------
+# Rating-prediction metrics and scorer (explicit feedback)
+# --------------------------------------------------------------------------------------------
+
+#: Names accepted by :func:`make_rating_scorer`.
+RATING_METRIC_NAMES = ("rmse", "mae")
+
+
+def _check_rating_pair(y_true, y_pred):
+    """Return ``y_true`` and ``y_pred`` as float64 1-D arrays of equal, non-zero length."""
+    true = np.asarray(y_true, dtype=np.float64).ravel()
+    pred = np.asarray(y_pred, dtype=np.float64).ravel()
+    if true.shape != pred.shape:
+        raise ValueError(
+            f"y_true and y_pred must have the same length; got {true.size} and {pred.size}."
+        )
+    if true.size == 0:
+        raise ValueError("y_true is empty; there is no rating to score.")
+    if not (np.isfinite(true).all() and np.isfinite(pred).all()):
+        raise ValueError(
+            "y_true and y_pred must be finite; a NaN prediction usually comes from an unknown "
+            "user or item under handle_unknown='ignore': drop those rows or pass skip_missing=True "
+            "to the scorer."
+        )
+    return true, pred
+
+
+def rmse(y_true, y_pred):
+    """Root mean squared error of rating predictions, ``sqrt(mean((y_pred - y_true)^2))``.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n,)
+        Observed and predicted ratings, finite.
+
+    Returns
+    -------
+    float
+        Lower is better.
+
+    Examples
+    --------
+    >>> from invrec.metrics import rmse
+    >>> rmse([4, 3, 5], [3.5, 3, 3])   # sqrt((0.25 + 0 + 4) / 3)
+    1.1902380714238083
+    """
+    true, pred = _check_rating_pair(y_true, y_pred)
+    return float(np.sqrt(np.mean(np.square(pred - true))))
+
+
+def mae(y_true, y_pred):
+    """Mean absolute error of rating predictions, ``mean(|y_pred - y_true|)``.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n,)
+        Observed and predicted ratings, finite.
+
+    Returns
+    -------
+    float
+        Lower is better.
+
+    Examples
+    --------
+    >>> from invrec.metrics import mae
+    >>> mae([4, 3, 5], [3.5, 3, 3])    # (0.5 + 0 + 2) / 3
+    0.8333333333333334
+    """
+    true, pred = _check_rating_pair(y_true, y_pred)
+    return float(np.mean(np.abs(pred - true)))
+
+
+_RATING_FUNCTIONS = {"rmse": rmse, "mae": mae}
+
+
+class RatingScorer:
+    """Scorer ``scorer(estimator, X, y=None) -> float`` built by :func:`make_rating_scorer`.
+
+    Parameters
+    ----------
+    metric : {"rmse", "mae"}
+        The error reported, negated (greater is better, as sklearn's ``neg_*`` scorers).
+    column : str
+        Column of ``X`` holding the ratings, used when ``y`` is None.
+    skip_missing : bool
+        Leave out rows whose prediction is NaN instead of raising.
+
+    Examples
+    --------
+    >>> from invrec.metrics import RatingScorer
+    >>> RatingScorer("mae", "rating", False)
+    make_rating_scorer(metric='mae', column='rating', skip_missing=False)
+    """
+
+    def __init__(self, metric, column, skip_missing):
+        if metric not in RATING_METRIC_NAMES:
+            raise ValueError(
+                f"metric must be one of {list(RATING_METRIC_NAMES)}; got {metric!r}."
+            )
+        if not isinstance(skip_missing, (bool, np.bool_)):
+            raise ValueError(f"skip_missing must be True or False; got {skip_missing!r}.")
+        self.metric, self.column, self.skip_missing = metric, column, bool(skip_missing)
+
+    def __repr__(self):
+        return (
+            f"make_rating_scorer(metric={self.metric!r}, column={self.column!r}, "
+            f"skip_missing={self.skip_missing})"
+        )
+
+    def __call__(self, estimator, X, y=None):
+        """Negated error of ``estimator.predict(X)`` against the ratings ``y`` (or ``X[column]``)."""
+        table, y = check_interactions(X, y)
+        if y is None:
+            if self.column not in table.columns:
+                raise ValueError(
+                    f"no ratings to score against: y is None and X has no {self.column!r} column. "
+                    f"Pass the held-out ratings as y (fit(X, y) does so in GridSearchCV)."
+                )
+            y = table[self.column].to_numpy()
+        pred = np.asarray(estimator.predict(table), dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if self.skip_missing:
+            keep = ~np.isnan(pred)
+            if not keep.any():
+                raise ValueError("every prediction is NaN (all users or items unknown).")
+            pred, y = pred[keep], y[keep]
+        return -_RATING_FUNCTIONS[self.metric](y, pred)
+
+
+def make_rating_scorer(metric="rmse", *, column="rating", skip_missing=False):
+    """Build a rating-prediction scorer for ``GridSearchCV(scoring=...)`` and ``cross_validate``.
+
+    The scorer parses ``X`` with :func:`~invrec.utils.validation.check_interactions` ``(X, y)``,
+    calls ``estimator.predict`` on it (one predicted rating per row) and returns the **negated**
+    error against ``y``, or against the ``column`` of ``X`` when ``y`` is None, as a Python float:
+    greater is better, as for sklearn's ``"neg_root_mean_squared_error"``, so it plugs into
+    ``GridSearchCV`` unchanged. Use it with estimators fitted on explicit ratings, whose
+    ``predict`` returns ratings on the training scale.
+
+    Parameters
+    ----------
+    metric : {"rmse", "mae"}, default="rmse"
+        :func:`rmse` or :func:`mae`.
+    column : str, default="rating"
+        Column of ``X`` holding the observed ratings, read when ``y`` is None (the MovieLens
+        loader keeps ratings there).
+    skip_missing : bool, default=False
+        Leave out rows predicted NaN (unknown users or items under ``handle_unknown="ignore"``)
+        instead of raising a ValueError.
+
+    Returns
+    -------
+    scorer : RatingScorer
+        A picklable callable ``scorer(estimator, X, y=None) -> float``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from invrec.metrics import make_rating_scorer
+    >>> class MeanModel:                       # predicts 3.5 for every pair
+    ...     def predict(self, X):
+    ...         return [3.5] * len(X)
+    >>> held_out = pd.DataFrame({"user": [1, 2], "item": [7, 8], "rating": [4, 2]})
+    >>> make_rating_scorer("mae")(MeanModel(), held_out)     # -(0.5 + 1.5) / 2
+    -1.0
+    """
+    return RatingScorer(metric, column, skip_missing)

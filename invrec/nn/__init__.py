@@ -6,6 +6,7 @@ nothing here knows about datasets, ids or early stopping.
 """
 
 from .alignment import cross_modality_alignment
+from .attention import AttentionFusion, FusionOutput
 from .backbone import RegularizationTerms, UltraGCNScorer
 from .content_scorer import MultimodalContentScorer
 from .item_graph import item_item_neighbors
@@ -13,6 +14,7 @@ from .mixup import cyclic_environments, sample_cyclic_environments, sample_diric
 from .losses import bpr_loss, degree_weights, item_item_loss, ultragcn_loss
 from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
 from .optim import make_adam
+from .rating import RatingHead, RatingScale, rating_loss
 from .scoring import gather_item_vectors, pair_and_negative_scores
 from .pareto import flat_gradient, mgda_weight
 from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
@@ -51,4 +53,10 @@ __all__ = [
     "sample_dirichlet",
     "cyclic_environments",
     "sample_cyclic_environments",
+    # fusion and explicit ratings (EIOR)
+    "AttentionFusion",
+    "FusionOutput",
+    "RatingHead",
+    "RatingScale",
+    "rating_loss",
 ]
