@@ -129,7 +129,7 @@ def test_stochastic_gate_mask():
     noisy = gate().detach()
     assert not torch.allclose(noisy, torch.tensor([0.0, 0.3, 0.8, 1.0]))
     assert float(noisy.min()) >= 0 and float(noisy.max()) <= 1
-    assert float(gate.l2()) == pytest.approx(1 + 0.04 + 0.09 + 0.81)
+    assert gate.l2().item() == pytest.approx(1 + 0.04 + 0.09 + 0.81)
 
 
 # ---------------------------------------------------------------- environments
