@@ -166,8 +166,11 @@ class EIORScorer(nn.Module):
         neg_id = None if negatives is None else (u_id @ self.item_embedding[negatives].T) * self.item_id_weight
         if self.content_dim == 0:
             return [(pos_id, neg_id)] * 3
-        pos_parts = self.parts(self.features[items])[:3]
-        neg_parts = None if negatives is None else self.parts(self.features[negatives])[:3]
+        z_inv, z_var, fused, _ = self.parts(self.features[items])
+        pos_parts = (fused, z_inv, z_var)
+        if negatives is not None:
+            z_inv, z_var, fused, _ = self.parts(self.features[negatives])
+            neg_parts = (fused, z_inv, z_var)
         out = []
         for k in range(3):   # fused, invariant, variant
             pos = pos_id + (u_c * pos_parts[k]).sum(-1)
