@@ -216,8 +216,9 @@ class EIORRecommender(PaInvRLRecommender):
     :class:`~invrec.painvrl.PaInvRLRecommender`; stage knobs as PaInvRL (InvRL's official code,
     hours on a large dataset on a CPU; laptop settings: ``n_outer_iter=2, env_max_rounds=2,
     env_epochs=5, env_embedding_dim=32, mask_epochs=3, mask_learning_rate=1e-2``). For
-    out-of-distribution robustness on the synthetic generator use ``mask_threshold="auto"`` and
-    ``item_l2_ratio=20`` (see ``benchmarks/README.md``, "Invariant learning" and "EIOR").
+    out-of-distribution robustness on the synthetic generator use ``fusion="invariant"``,
+    ``mask_threshold="auto"`` and ``item_l2_ratio=20``: the learned fusions did not give an OOD
+    gain there (``docs/eior_plan.md``, "Results"; ``benchmarks/README.md``, "Invariant learning").
 
     Parameters
     ----------
