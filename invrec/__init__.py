@@ -3,8 +3,9 @@ missing item modalities."""
 
 __version__ = "0.1.0.dev0"
 
+from .eior import EIORRecommender
 from .features import ItemFeatures
 from .milk import MILKRecommender
 from .painvrl import PaInvRLRecommender
 
-__all__ = ["ItemFeatures", "MILKRecommender", "PaInvRLRecommender", "__version__"]
+__all__ = ["EIORRecommender", "ItemFeatures", "MILKRecommender", "PaInvRLRecommender", "__version__"]

@@ -19,6 +19,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
+from invrec.eior import EIORRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.metrics import make_ranking_scorer
 from invrec.milk import MILKRecommender
@@ -35,6 +36,7 @@ def _estimators():
         (UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim"),
         (PaInvRLRecommender(**TINY_TRAINING, n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1, random_state=0), "embedding_dim"),
         (MILKRecommender(max_epochs=3, batch_size=64, embedding_dim=4, random_state=0), "embedding_dim"),
+        *[(EIORRecommender(**TINY_TRAINING, feedback=mode, n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1, random_state=0), "embedding_dim") for mode in ("implicit", "explicit")],
     ]
 
 
@@ -87,9 +89,15 @@ def estimator(request):
     return clone(request.param)
 
 
+def _y(est, X):
+    """Ratings 1-5 as y for an estimator fitted on explicit ratings, None for the others."""
+    return 1.0 + np.arange(len(X)) % 5 if getattr(est, "feedback", None) == "explicit" else None
+
+
 def _fit(est, data, X=None):
     bunch, train, _ = data
-    return est.fit(train if X is None else X, item_features=bunch.item_features)
+    X = train if X is None else X
+    return est.fit(X, _y(est, X), item_features=bunch.item_features)
 
 
 def test_clone_and_params_round_trip(estimator):
@@ -140,7 +148,7 @@ def test_string_ids(estimator, data):
     as_str = lambda f: f.assign(user="u" + f["user"].astype(str), item="i" + f["item"].astype(str))  # noqa: E731
     feats = bunch.item_features.reindex(bunch.item_features.item_ids)  # copy
     feats = type(feats)({m: feats[m] for m in feats}, item_ids=["i" + str(i) for i in feats.item_ids])
-    estimator.fit(as_str(train), item_features=feats)
+    estimator.fit(as_str(train), _y(estimator, train), item_features=feats)
     recs = estimator.recommend(["u0", "u3"], n=4)
     assert set(recs["user"]) == {"u0", "u3"} and recs["item"].str.startswith("i").all()
     scores = estimator.predict(as_str(test))
@@ -193,7 +201,7 @@ def test_grid_search_with_per_user_holdout(estimator, data):
                           scoring={"recall": make_ranking_scorer("recall", k=5),
                                    "ndcg": make_ranking_scorer("ndcg", k=5)},
                           refit="ndcg", n_jobs=2, error_score="raise")
-    search.fit(train, item_features=bunch.item_features)
+    search.fit(train, _y(estimator, train), item_features=bunch.item_features)
     assert np.isfinite(search.cv_results_["mean_test_ndcg"]).all()
     assert search.best_estimator_.n_items_ == 30
 
@@ -201,7 +209,7 @@ def test_grid_search_with_per_user_holdout(estimator, data):
 def test_pipeline_final_step(estimator, data):
     bunch, train, test = data
     pipe = Pipeline([("select", FunctionTransformer(lambda X: X[["user", "item"]])), ("rec", estimator)])
-    pipe.fit(train, rec__item_features=bunch.item_features)
+    pipe.fit(train, _y(estimator, train), rec__item_features=bunch.item_features)
     np.testing.assert_allclose(pipe.predict(test), pipe[-1].predict(test))
     assert pipe.score(test) == pipe[-1].score(test)
 

@@ -1,0 +1,169 @@
+"""EIORRecommender: its promises on tiny cases (attention weights, ablations, both feedback modes)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from invrec import ItemFeatures
+from invrec.datasets import make_multimodal_interactions
+from invrec.eior import EIORRecommender, EIORScorer
+
+STAGES = dict(n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=2,
+              mask_learning_rate=1e-2)
+TINY = dict(embedding_dim=8, content_dim=8, batch_size=128, learning_rate=1e-2, n_negatives=8,
+            max_epochs=15, early_stopping=False, random_state=0, device="cpu", **STAGES)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_multimodal_interactions(n_users=60, n_items=40, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    model = EIORRecommender(**TINY)
+    return model.fit(synthetic.interactions[["user", "item"]], item_features=synthetic.item_features)
+
+
+def test_attention_weights_are_a_distribution_for_every_item_and_move(fitted):
+    w = fitted.attention_weights_
+    assert w.shape == (fitted.n_items_, 2)
+    assert (w >= 0).all() and np.allclose(w.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(fitted.attention_weights_mean_, w.mean(axis=0))
+    # every learned mode starts at exactly (0.5, 0.5): training moves them, item by item
+    assert np.abs(w[:, 0] - 0.5).max() > 1e-3
+    assert w[:, 0].std() > 0
+    final = [r for r in fitted.history_ if r["stage"] == "final"]
+    assert len(final) == TINY["max_epochs"]
+    assert {"loss_fuse", "loss_irm", "loss_erm", "attention_inv", "train_loss"} <= set(final[0])
+    np.testing.assert_allclose(final[-1]["train_loss"],
+                               final[-1]["loss_fuse"] + 0.5 * final[-1]["loss_irm"] + 0.5 * final[-1]["loss_erm"],
+                               rtol=0.05)
+
+
+def test_diagnostics_come_from_the_shared_stages(fitted, synthetic):
+    assert set(fitted.invariant_mask_) == set(synthetic.item_features.modalities)
+    for values in fitted.invariant_mask_.values():
+        assert ((values >= 0) & (values <= 1)).all()
+    env = fitted.environments_
+    assert list(env.columns) == ["user", "item", "environment"]
+    assert len(env) == len(synthetic.interactions) and set(env["environment"]) <= {0, 1}
+    # no Pareto weighting: the mask stage's ERM share is the fixed mask_erm_weight
+    assert len(fitted.pareto_weights_) > 0 and np.allclose(fitted.pareto_weights_, 0.5)
+
+
+@pytest.mark.parametrize("fusion, expected", [("invariant", (1.0, 0.0)), ("variant", (0.0, 1.0)),
+                                              ("fixed", (0.5, 0.5))])
+def test_ablations_have_their_constant_weights(synthetic, fusion, expected):
+    model = EIORRecommender(**{**TINY, "max_epochs": 2}, fusion=fusion)
+    model.fit(synthetic.interactions[["user", "item"]], item_features=synthetic.item_features)
+    np.testing.assert_array_equal(model.attention_weights_, np.tile(expected, (model.n_items_, 1)))
+
+
+def test_global_fusion_learns_one_pair(synthetic):
+    model = EIORRecommender(**TINY, fusion="global")
+    model.fit(synthetic.interactions[["user", "item"]], item_features=synthetic.item_features)
+    w = model.attention_weights_
+    assert np.allclose(w, w[0]) and abs(w[0, 0] - 0.5) > 1e-4
+
+
+def test_fusion_only_enters_the_fused_score():
+    """IRM and ERM scores bypass the fusion: only the fused score has gradient on its parameters."""
+    g = torch.Generator().manual_seed(0)
+    scorer = EIORScorer(5, 6, torch.rand(6, 4), torch.tensor([1.0, 1.0, 0.0, 0.0]), id_dim=2,
+                        content_dim=3, generator=g)
+    users, items, negs = torch.tensor([0, 1, 4]), torch.tensor([2, 3, 5]), torch.tensor([0, 1])
+    scored = scorer.three_scores(users, items, negs)
+    fused_pos = scorer(users, items)
+    torch.testing.assert_close(scored[0][0], fused_pos)
+    torch.testing.assert_close(scored[0][1], scorer.score_users(users)[:, negs])
+    inv_and_var = sum(pos.sum() + neg.sum() for pos, neg in scored[1:])
+    grads = torch.autograd.grad(inv_and_var, list(scorer.fusion.parameters()), allow_unused=True)
+    assert all(gr is None or torch.count_nonzero(gr) == 0 for gr in grads)
+    grads = torch.autograd.grad(scored[0][0].sum(), [scorer.fusion.pool_vector])   # w starts at 0
+    assert torch.count_nonzero(grads[0]) > 0
+
+
+def _block_ratings(seed=0, n_users=40, n_items=30):
+    """Ratings that only a user x item interaction explains: 5 within a group, 1 across, plus noise.
+
+    Each user and item belongs to one of two groups; the item's group is its one-hot content. A
+    bias model (mu + b_u + b_i) cannot do better than about 2 RMSE here.
+    """
+    rng = np.random.default_rng(seed)
+    user_group, item_group = np.arange(n_users) % 2, np.arange(n_items) % 2
+    users = np.repeat(np.arange(n_users), n_items)
+    items = np.tile(np.arange(n_items), n_users)
+    ratings = np.where(user_group[users] == item_group[items], 5.0, 1.0) + rng.normal(0, 0.3, len(users))
+    ratings = np.clip(np.round(ratings), 1, 5)
+    order = rng.permutation(len(users))
+    table = pd.DataFrame({"user": users[order], "item": items[order]})
+    features = ItemFeatures({"group": np.eye(2)[item_group]})
+    return table, ratings[order], features
+
+
+def _bias_predictions(train, y, test):
+    mu = y.mean()
+    b_u = pd.Series(y - mu).groupby(train["user"].to_numpy()).mean()
+    b_i = pd.Series(y - mu - b_u.reindex(train["user"]).to_numpy()).groupby(train["item"].to_numpy()).mean()
+    return np.clip(mu + b_u.reindex(test["user"]).fillna(0).to_numpy()
+                   + b_i.reindex(test["item"]).fillna(0).to_numpy(), 1, 5)
+
+
+def test_explicit_mode_predicts_on_the_scale_and_beats_the_bias_baseline():
+    table, ratings, features = _block_ratings()
+    n_train = int(0.8 * len(table))
+    train, test = table.iloc[:n_train], table.iloc[n_train:].reset_index(drop=True)
+    y_train, y_test = ratings[:n_train], ratings[n_train:]
+    model = EIORRecommender(**{**TINY, "max_epochs": 40, "learning_rate": 3e-2}, feedback="explicit",
+                            l2_embedding=1e-4, l2_content=1e-4)
+    model.fit(train, y_train, item_features=features)
+    pred = model.predict(test)
+    assert model.rating_scale_.low == 1.0 and model.rating_scale_.high == 5.0
+    assert pred.min() >= 1.0 and pred.max() <= 5.0
+    model_rmse = float(np.sqrt(np.mean((pred - y_test) ** 2)))
+    bias_rmse = float(np.sqrt(np.mean((_bias_predictions(train, y_train, test) - y_test) ** 2)))
+    assert bias_rmse > 1.5
+    assert model_rmse < 0.75 * bias_rmse
+    assert model.score(test, y_test) == pytest.approx(-model_rmse)
+    assert model.score(test.assign(rating=y_test)) == pytest.approx(-model_rmse)
+    assert 0.0 <= model.score(test) <= 1.0                      # no ratings: NDCG@20
+    recs = model.recommend([0], n=3, exclude_seen=False)
+    top = model.predict(recs[["user", "item"]])
+    assert (np.diff(recs["score"].to_numpy()) <= 0).all() and (top >= 4).all()
+
+
+def test_explicit_mode_early_stops_on_validation_rmse():
+    table, ratings, features = _block_ratings(n_users=20, n_items=20)
+    model = EIORRecommender(**{**TINY, "max_epochs": 4, "early_stopping": True}, feedback="explicit")
+    model.fit(table, ratings, item_features=features)
+    final = [r for r in model.history_ if r["stage"] == "final"]
+    assert all("valid_neg_rmse" in r and "valid_ndcg@20" not in r for r in final)
+    assert all(-5 <= r["valid_neg_rmse"] <= 0 for r in final)
+    valid = table.iloc[:50].assign(rating=ratings[:50])
+    model.fit(table, ratings, item_features=features, validation_data=valid)
+    assert "valid_neg_rmse" in model.history_[-1]
+
+
+def test_explicit_mode_errors_name_the_fix():
+    table, ratings, features = _block_ratings(n_users=6, n_items=6)
+    model = EIORRecommender(**TINY, feedback="explicit")
+    with pytest.raises(ValueError, match="needs the ratings as y"):
+        model.fit(table, item_features=features)
+    with pytest.raises(ValueError, match="'rating' column"):
+        model.fit(table, ratings, item_features=features, validation_data=table)
+
+
+@pytest.mark.parametrize("param, value", [("feedback", "stars"), ("fusion", "mean"),
+                                          ("fusion_objective", "sum"), ("w_irm", -1.0),
+                                          ("mask_erm_weight", 1.5), ("self_attention", "yes")])
+def test_bad_parameters_are_named(synthetic, param, value):
+    with pytest.raises(ValueError, match=param):
+        EIORRecommender(**TINY).set_params(**{param: value}).fit(synthetic.interactions[["user", "item"]])
+
+
+def test_id_only_data_fits_and_ranks(synthetic):
+    model = EIORRecommender(**{**TINY, "max_epochs": 2}).fit(synthetic.interactions[["user", "item"]])
+    np.testing.assert_array_equal(model.attention_weights_, np.tile((1.0, 0.0), (model.n_items_, 1)))
+    assert len(model.recommend([0, 1], n=5)) == 10
