@@ -14,19 +14,22 @@ from invrec.baselines import PopularityRecommender, UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.model_selection import train_test_split
 
-data = make_multimodal_interactions(n_users=200, n_items=150, random_state=0)
+data = make_multimodal_interactions(n_users=300, n_items=200, random_state=0)
 train, test = train_test_split(data.interactions, test_size=0.2, by="user", random_state=0)
 
 # %%
 # Three estimators with the scikit-learn API: ``fit`` takes the interactions and the items'
-# multimodal content. The settings are tiny so the example runs in seconds.
-backbone = dict(embedding_dim=32, content_dim=16, max_epochs=30, batch_size=512, random_state=0)
+# multimodal content. The settings are small so the example runs in seconds; PaInvRL's are the
+# robust ones of ``benchmarks/invariance.py`` (binarised mask, strongly regularised item ids).
+backbone = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2,
+                n_negatives=20, l2_embedding=1e-2, l2_content=1e-2, max_epochs=40, random_state=0)
 models = {
     "popularity": PopularityRecommender(),
     "UltraGCN (ERM)": UltraGCNRecommender(**backbone),
-    "PaInvRL": PaInvRLRecommender(**backbone, n_environments=2, n_outer_iter=1, env_max_rounds=1,
-                                  env_epochs=2, mask_epochs=3, mask_learning_rate=1e-2,
-                                  fusion="invariant", mask_threshold="auto"),
+    "PaInvRL": PaInvRLRecommender(**backbone, n_environments=3, n_outer_iter=2, env_max_rounds=3,
+                                  env_epochs=5, mask_epochs=10, mask_learning_rate=1e-2,
+                                  mask_l2=0.0, fusion="invariant", mask_threshold="auto",
+                                  item_l2_ratio=20.0),
 }
 for model in models.values():
     model.fit(train, item_features=data.item_features)
