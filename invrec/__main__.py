@@ -1,5 +1,9 @@
 """Command line: ``python -m invrec`` (or ``invrec``) runs the main job on the embedded default.
 
+Commands: ``demo`` (the default), ``evaluate`` (a model on a dataset folder in the MMRec or
+DiffMM layout with its official split), ``fit`` (save a fitted model, joblib) and ``recommend``
+(top-n lists for given users from a saved model, as CSV).
+
 ``demo`` generates the synthetic shift problem, splits it, ranks with a popularity model and with
 the two ground-truth oracles (true preference, spurious attribute), and prints in- and
 out-of-distribution metrics: the gap the invariant estimators exist to close.
@@ -58,6 +62,292 @@ def _demo(args):
     return 0
 
 
+# ------------------------------------------------------------------ models, datasets, files
+#: Command-line model names -> (module, class) of the estimator they build.
+MODELS = {
+    "popularity": ("invrec.baselines", "PopularityRecommender"),
+    "ultragcn": ("invrec.baselines", "UltraGCNRecommender"),
+    "painvrl": ("invrec.painvrl", "PaInvRLRecommender"),
+    "milk": ("invrec.milk", "MILKRecommender"),
+}
+
+#: Dataset layouts ``evaluate`` and ``fit`` read (``auto`` guesses from the folder's files).
+LAYOUTS = ("auto", "mmrec", "diffmm", "lastfm-2k-mm")
+
+
+def _parse_value(text):
+    """A ``--param`` value: a Python literal when it parses as one, else the string itself."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def make_model(name, params=()):
+    """Build the estimator called ``name`` with ``params`` (``"key=value"`` strings).
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, a parameter is not ``key=value`` or the estimator has no such
+        parameter.
+    """
+    import importlib
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
+    module, cls = MODELS[name]
+    estimator = getattr(importlib.import_module(module), cls)()
+    settings = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param expects key=value (for example learning_rate=3e-3); got {item!r}.")
+        settings[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    valid = estimator.get_params()
+    unknown = sorted(set(settings) - set(valid))
+    if unknown:
+        raise ValueError(f"{cls} has no parameter {unknown}; its parameters are {sorted(valid)}.")
+    return estimator.set_params(**settings)
+
+
+def _guess_layout(folder):
+    if (folder / "trnMat.pkl").exists():
+        return "diffmm"
+    if (folder / "lfm2k.inter").exists():
+        return "lastfm-2k-mm"
+    if any(folder.glob("*.inter")):
+        return "mmrec"
+    raise ValueError(
+        f"{folder} is in no known dataset layout: expected trnMat.pkl/valMat.pkl/tstMat.pkl "
+        "(DiffMM) or a <name>.inter file (MMRec). Pass --layout to say which."
+    )
+
+
+def load_dataset(path, layout="auto", name=None):
+    """Read a dataset folder with its official split.
+
+    Parameters
+    ----------
+    path : str or Path
+        The dataset folder.
+    layout : {"auto", "mmrec", "diffmm", "lastfm-2k-mm"}, default="auto"
+        How the folder is stored; ``"auto"`` looks at its files.
+    name : str, default=None
+        MMRec layout only: stem of the ``.inter`` file when the folder has several.
+
+    Returns
+    -------
+    Bunch
+        As :func:`invrec.datasets.load_mmrec`: ``interactions``, ``validation``, ``test``,
+        ``item_features``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder does not exist.
+    ValueError
+        If the layout is unknown or the files do not match it.
+    """
+    from pathlib import Path
+
+    from .datasets import load_diffmm, load_lastfm_2k_mm, load_mmrec
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset folder {str(folder)!r} does not exist (or is not a folder).")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}.")
+    if layout == "auto":
+        layout = _guess_layout(folder)
+    if layout == "diffmm":
+        return load_diffmm(folder)
+    if layout == "lastfm-2k-mm":
+        return load_lastfm_2k_mm(folder)
+    return load_mmrec(folder, name=name)
+
+
+def _user_item(frame):
+    return None if frame is None else frame[["user", "item"]].reset_index(drop=True)
+
+
+def evaluate_model(model, data, k=(10, 20), metrics=("recall", "ndcg")):
+    """Fit ``model`` on a dataset's official split and score its test split.
+
+    The protocol of ``benchmarks/``: fit on the training rows with the validation rows for early
+    stopping (when the split has them), rank the whole catalog for every test user known in
+    training with their training and validation items excluded, and average over every test user
+    (users unknown in training count as 0).
+
+    Returns
+    -------
+    table : DataFrame
+        :func:`invrec.metrics.evaluate_ranking`'s table (row ``"all"``).
+    """
+    train, valid, test = (_user_item(f) for f in (data.interactions, data.validation, data.test))
+    if test is None or not len(test):
+        raise ValueError("the dataset has no test split to evaluate on.")
+    fit_kwargs = {"item_features": data.item_features}
+    if valid is not None and "validation_data" in _fit_parameters(model):
+        fit_kwargs["validation_data"] = valid
+    model.fit(train, **fit_kwargs)
+    known = set(np.unique(train["user"]))
+    users = np.array([u for u in pd.unique(test["user"]) if u in known])
+    recs = model.recommend(users, n=max(k), exclude=valid)
+    return evaluate_ranking(recs, test, k=k, metrics=metrics)
+
+
+def _fit_parameters(model):
+    import inspect
+
+    return inspect.signature(model.fit).parameters
+
+
+def _write_json(path, payload):
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist.")
+    path.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+def _evaluate(args):
+    import time
+
+    data = load_dataset(args.data, args.layout, args.name)
+    model = make_model(args.model, args.param)
+    if args.progress and "verbose" in model.get_params():
+        model.set_params(verbose=1)
+    start = time.perf_counter()
+    table = evaluate_model(model, data, k=tuple(args.k))
+    seconds = time.perf_counter() - start
+    print(f"invrec evaluate: {args.model} on {args.data} (official test split), {seconds:.1f} s")
+    print(table.round(4).to_string())
+    if args.json:
+        row = table.loc["all"]
+        _write_json(args.json, {
+            "model": args.model, "estimator": type(model).__name__, "data": str(args.data),
+            "params": {key: repr(value) for key, value in model.get_params().items()},
+            "metrics": {col: float(row[col]) for col in table.columns}, "seconds": seconds,
+        })
+        print(f"metrics written to {args.json}")
+    return 0
+
+
+def _fit(args):
+    import joblib
+    from pathlib import Path
+
+    out = Path(args.output)
+    if not out.parent.exists():
+        raise FileNotFoundError(f"cannot write {str(out)!r}: folder {str(out.parent)!r} does not exist.")
+    if args.data is None:
+        data = make_multimodal_interactions(random_state=args.seed)
+        train, valid, features = data.interactions, None, data.item_features
+    else:
+        data = load_dataset(args.data, args.layout, args.name)
+        train, valid, features = _user_item(data.interactions), _user_item(data.validation), data.item_features
+    model = make_model(args.model, args.param)
+    if args.progress and "verbose" in model.get_params():
+        model.set_params(verbose=1)
+    kwargs = {"item_features": features}
+    if valid is not None and len(valid) and "validation_data" in _fit_parameters(model):
+        kwargs["validation_data"] = valid
+    model.fit(train, **kwargs)
+    joblib.dump(model, out)
+    print(f"fitted {type(model).__name__} on {len(train)} interactions; saved to {out}")
+    return 0
+
+
+def load_model(path):
+    """Load a model saved by ``invrec fit`` (or ``joblib.dump``), checking what it is.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not a joblib file or does not hold a fitted invrec estimator.
+    """
+    import joblib
+    from pathlib import Path
+
+    from .base import BaseRecommender
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist; make one with `invrec fit`.")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model file"
+        raise ValueError(f"{str(path)!r} is not a model saved by `invrec fit` (joblib could not read it: "
+                         f"{type(exc).__name__}).") from None
+    if not isinstance(model, BaseRecommender):
+        raise ValueError(f"{str(path)!r} holds a {type(model).__name__}, not an invrec recommender.")
+    return model
+
+
+def _read_users(args, model):
+    users = list(args.users or [])
+    if args.users_file:
+        from pathlib import Path
+
+        file = Path(args.users_file)
+        if not file.is_file():
+            raise FileNotFoundError(f"users file {str(file)!r} does not exist.")
+        users += [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    if not users:
+        raise ValueError("no users given: pass user ids after --users or a file with --users-file.")
+    known = model.user_ids_ if hasattr(model, "user_ids_") else None
+    if known is not None and np.issubdtype(np.asarray(known).dtype, np.integer):
+        try:
+            return [int(u) for u in users]
+        except ValueError:
+            raise ValueError(f"the model's user ids are integers; got {users!r}.") from None
+    return users
+
+
+def _recommend(args):
+    from tqdm.auto import tqdm
+
+    model = load_model(args.model_file)
+    users = _read_users(args, model)
+    chunks = [users[i:i + args.chunk] for i in range(0, len(users), args.chunk)]
+    frames = [model.recommend(chunk, n=args.n)
+              for chunk in tqdm(chunks, desc="recommend", unit="chunk", disable=not args.progress)]
+    table = pd.concat(frames, ignore_index=True)
+    if args.output:
+        from pathlib import Path
+
+        out = Path(args.output)
+        if not out.parent.exists():
+            raise FileNotFoundError(f"cannot write {str(out)!r}: folder {str(out.parent)!r} does not exist.")
+        table.to_csv(out, index=False)
+    else:
+        table.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def _add_model_arguments(parser):
+    parser.add_argument("--model", default="ultragcn", choices=sorted(MODELS),
+                        help="the estimator (default: ultragcn)")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="an estimator parameter, repeatable (e.g. --param learning_rate=3e-3)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar over epochs")
+
+
+def _add_data_arguments(parser, required):
+    parser.add_argument("data", nargs=None if required else "?", default=None,
+                        help="dataset folder (MMRec or DiffMM layout)")
+    parser.add_argument("--layout", default="auto", choices=LAYOUTS,
+                        help="how the folder is stored (default: guessed from its files)")
+    parser.add_argument("--name", default=None, help="MMRec: stem of the .inter file when there are several")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="invrec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -67,6 +357,30 @@ def build_parser():
     demo.add_argument("--k", type=int, nargs="+", default=[10, 20])
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+
+    evaluate = sub.add_parser("evaluate", help="fit a model on a dataset's official split; print and save its test metrics")
+    _add_data_arguments(evaluate, required=True)
+    _add_model_arguments(evaluate)
+    evaluate.add_argument("--k", type=int, nargs="+", default=[10, 20], help="cut-offs (default: 10 20)")
+    evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the metrics as JSON")
+    evaluate.set_defaults(func=_evaluate)
+
+    fit = sub.add_parser("fit", help="fit a model and save it to a file (joblib)")
+    _add_data_arguments(fit, required=False)
+    _add_model_arguments(fit)
+    fit.add_argument("--output", "-o", required=True, metavar="FILE", help="where to save the model")
+    fit.add_argument("--seed", type=int, default=0, help="synthetic default's seed when no folder is given")
+    fit.set_defaults(func=_fit)
+
+    recommend = sub.add_parser("recommend", help="top-n items for given users from a saved model, as CSV")
+    recommend.add_argument("model_file", help="a model saved by `invrec fit`")
+    recommend.add_argument("--users", nargs="+", default=None, help="user ids")
+    recommend.add_argument("--users-file", default=None, help="a file with one user id per line")
+    recommend.add_argument("--n", type=int, default=10, help="list length (default: 10)")
+    recommend.add_argument("--output", "-o", default=None, metavar="FILE", help="CSV file (default: stdout)")
+    recommend.add_argument("--chunk", type=int, default=1024, help=argparse.SUPPRESS)
+    recommend.add_argument("--progress", action="store_true", help="show a progress bar over user chunks")
+    recommend.set_defaults(func=_recommend)
     return parser
 
 
@@ -78,7 +392,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"invrec: error: {exc}\n")
 
 

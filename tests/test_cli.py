@@ -40,3 +40,121 @@ def test_python_dash_m_invrec_runs():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "oracle: true preference" in done.stdout
+
+
+# ---------------------------------------------------------------- evaluate / fit / recommend
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from invrec.__main__ import load_dataset, load_model, make_model  # noqa: E402
+
+
+def _write_mmrec(folder, seed=0):
+    """A tiny MMRec-layout folder whose popularity ranking has no ties among candidates.
+
+    Users 0..23 fall in groups g = u // 3: they train on items 0..g, validate on g + 1 and are
+    tested on a random item of g + 2..9. Users 24 and 25 only train (items 8, 9 and 8), so the
+    training counts 24, 21, ..., 3, 2, 1 of items 0..9 are all distinct. 12 items, one modality.
+    """
+    rng = np.random.default_rng(seed)
+    rows = [(24, 8, 0), (24, 9, 0), (25, 8, 0)]
+    for user in range(24):
+        group = user // 3
+        rows += [(user, item, 0) for item in range(group + 1)]
+        rows += [(user, group + 1, 1), (user, int(rng.integers(group + 2, 10)), 2)]
+    frame = pd.DataFrame(rows, columns=["userID", "itemID", "x_label"])
+    folder.mkdir()
+    frame.to_csv(folder / "tiny.inter", sep="\t", index=False)
+    np.save(folder / "image_feat.npy", rng.normal(size=(12, 3)).astype(np.float32))
+    return frame
+
+
+def test_evaluate_popularity_matches_hand_count(tmp_path, capsys):
+    frame = _write_mmrec(tmp_path / "tiny")
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", str(tmp_path / "tiny"), "--model", "popularity", "--k", "5",
+                 "--json", str(out)]) == 0
+    assert "recall@5" in capsys.readouterr().out
+    got = json.loads(out.read_text())["metrics"]
+    # By hand: the unseen items of user u in popularity order are g + 2, g + 3, ..., so the
+    # test item t sits at rank t - g - 1; a hit at 5 when that rank is <= 5.
+    test = frame[frame.x_label == 2]
+    ranks = test.itemID.to_numpy() - test.userID.to_numpy() // 3 - 1
+    assert got["recall@5"] == pytest.approx(np.mean(ranks <= 5))
+    assert got["ndcg@5"] == pytest.approx(np.mean(np.where(ranks <= 5, 1 / np.log2(ranks + 1), 0)))
+    assert got["n_users"] == 24
+
+
+def test_fit_then_recommend_csv(tmp_path, capsys):
+    model_file = tmp_path / "model.joblib"
+    assert main(["fit", "--model", "ultragcn", "--param", "max_epochs=2", "--param", "embedding_dim=8",
+                 "--param", "random_state=0", "-o", str(model_file)]) == 0
+    capsys.readouterr()
+    assert main(["recommend", str(model_file), "--users", "0", "3", "--n", "4"]) == 0
+    table = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert list(table.columns) == ["user", "item", "score", "rank"]
+    assert table.groupby("user").size().to_dict() == {0: 4, 3: 4}
+    expected = load_model(model_file).recommend([0, 3], n=4)
+    np.testing.assert_array_equal(table["item"], expected["item"])
+
+
+def test_fit_on_a_folder_and_recommend_from_users_file(tmp_path):
+    _write_mmrec(tmp_path / "tiny")
+    model_file = tmp_path / "pop.joblib"
+    assert main(["fit", str(tmp_path / "tiny"), "--model", "popularity", "-o", str(model_file)]) == 0
+    (tmp_path / "users.txt").write_text("1\n2\n")
+    out = tmp_path / "recs.csv"
+    assert main(["recommend", str(model_file), "--users-file", str(tmp_path / "users.txt"),
+                 "--n", "3", "-o", str(out)]) == 0
+    recs = pd.read_csv(out)
+    assert recs["user"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert recs["item"].tolist() == [1, 2, 3, 1, 2, 3]  # group 0 trained item 0 only
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "/no/such/folder"], "does not exist"),
+    (["recommend", "/no/such/model.joblib", "--users", "1"], "does not exist"),
+    (["fit", "--model", "popularity", "-o", "/no/such/dir/m.joblib"], "does not exist"),
+    (["fit", "--model", "ultragcn", "--param", "nope=1", "-o", "m.joblib"], "no parameter ['nope']"),
+    (["fit", "--model", "ultragcn", "--param", "oops", "-o", "m.joblib"], "key=value"),
+])
+def test_bad_paths_and_params_are_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_layout_and_non_model_file(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no known dataset layout"):
+        load_dataset(tmp_path / "empty")
+    junk = tmp_path / "junk.joblib"
+    junk.write_text("not a model")
+    with pytest.raises(ValueError, match="not a model saved"):
+        load_model(junk)
+    import joblib
+
+    joblib.dump({"a": 1}, tmp_path / "dict.joblib")
+    with pytest.raises(ValueError, match="not an invrec recommender"):
+        load_model(tmp_path / "dict.joblib")
+
+
+def test_make_model_parses_literals():
+    model = make_model("ultragcn", ["learning_rate=3e-3", "loss_weights=(1, 0, 1, 1)", "device=cpu"])
+    assert model.learning_rate == 3e-3 and model.loss_weights == (1, 0, 1, 1) and model.device == "cpu"
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("bpr")
+
+
+@pytest.mark.shared_data
+def test_evaluate_popularity_reproduces_lastfm_benchmark(shared_data):
+    from invrec.__main__ import evaluate_model
+
+    data = load_dataset(shared_data / "lastfm-2k-mm")
+    table = evaluate_model(make_model("popularity"), data)
+    # benchmarks/README.md, Latest results: invrec Popularity on Last.fm, R@20 .1254, N@20 .0777.
+    assert table.loc["all", "recall@20"] == pytest.approx(0.1254, abs=5e-5)
+    assert table.loc["all", "ndcg@20"] == pytest.approx(0.0777, abs=5e-5)
