@@ -193,7 +193,7 @@ def test_batched_environment_models_equal_separate_models():
         neg = single.user_vectors(u) @ single.item_vectors(negatives[k], mask).T
         part = ultragcn_loss(pos, neg, beta_u[u], beta_i[i], beta_i[negatives[k]], reduction="sum") / 20
         part.backward()
-        total += float(part)
+        total += part.item()
         assert torch.allclose(models.user_embedding.grad[k], single.user_embedding.grad, atol=1e-6)
         assert torch.allclose(models.item_embedding.grad[k], single.item_embedding.grad, atol=1e-6)
         assert torch.allclose(models.weight.grad[k], single.projection.weight.grad, atol=1e-6)
