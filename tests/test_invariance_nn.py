@@ -197,7 +197,7 @@ def test_batched_environment_models_equal_separate_models():
         assert torch.allclose(models.user_embedding.grad[k], single.user_embedding.grad, atol=1e-6)
         assert torch.allclose(models.item_embedding.grad[k], single.item_embedding.grad, atol=1e-6)
         assert torch.allclose(models.weight.grad[k], single.projection.weight.grad, atol=1e-6)
-    assert float(loss) == pytest.approx(total, rel=1e-5)
+    assert loss.item() == pytest.approx(total, rel=1e-5)
 
 
 def test_infer_environments_rounds_and_stopping_rule():
