@@ -23,6 +23,7 @@ from .nn import (
     sample_negatives,
     ultragcn_loss,
 )
+from .utils.validation import check_float, check_int
 
 __all__ = ["PopularityRecommender", "UltraGCNRecommender"]
 
@@ -220,19 +221,17 @@ class UltraGCNRecommender(BaseRecommender):
     def _check_params(self):
         super()._check_params()
         for name in ("embedding_dim", "content_dim", "n_negatives", "n_item_neighbors"):
-            _check_int(getattr(self, name), name, minimum=0 if name == "content_dim" else 1)
+            check_int(getattr(self, name), name, minimum=0 if name == "content_dim" else 1)
         if self.negative_sampling not in ("shared", "per_positive"):
             raise ValueError(
                 f"negative_sampling must be 'shared' or 'per_positive'; got {self.negative_sampling!r}."
             )
         if self.negative_group_size is not None:
-            _check_int(self.negative_group_size, "negative_group_size")
+            check_int(self.negative_group_size, "negative_group_size")
         if len(tuple(self.loss_weights)) != 4:
             raise ValueError(f"loss_weights must be 4 floats (w1, w2, w3, w4); got {self.loss_weights!r}.")
         for name in ("l2_embedding", "l2_content", "item_l2_ratio", "item_item_weight", "init_std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a float >= 0; got {value!r}.")
+            check_float(getattr(self, name), name)
 
     # ------------------------------------------------------------------ training
     def _fit_model(self, data):
@@ -290,9 +289,3 @@ class UltraGCNRecommender(BaseRecommender):
         u = module.user_vectors(torch.as_tensor(users, device=self._inference_device()))
         content = module.projection(features) if module.projection is not None else features[:, :0]
         return u[:, module.id_dim:] @ content.T
-
-
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    return int(value)

@@ -47,8 +47,8 @@ from .nn import (
 )
 from .nn.attention import FUSION_MODES
 from .nn.invariant_mask import PENALTIES
-from .painvrl import PaInvRLRecommender, _check_choice, _check_float, _check_int
-from .utils.validation import ITEM, USER, check_interactions
+from .painvrl import PaInvRLRecommender
+from .utils.validation import ITEM, USER, check_choice, check_float, check_int, check_interactions
 
 __all__ = ["EIORRecommender"]
 
@@ -390,28 +390,28 @@ penalty_growth
     def _check_params(self):
         BaseRecommender._check_params(self)
         for name in ("embedding_dim", "n_negatives", "n_environments", "env_max_rounds", "n_outer_iter"):
-            _check_int(getattr(self, name), name, minimum=1)
+            check_int(getattr(self, name), name, minimum=1)
         for name in ("content_dim", "env_epochs", "mask_epochs"):
-            _check_int(getattr(self, name), name, minimum=0)
+            check_int(getattr(self, name), name, minimum=0)
         if len(tuple(self.loss_weights)) != 4:
             raise ValueError(f"loss_weights must be 4 floats (w1, w2, w3, w4); got {self.loss_weights!r}.")
         for name in ("l2_embedding", "l2_content", "item_l2_ratio", "item_id_weight", "init_std",
                      "w_irm", "w_erm", "irm_weight", "mask_sigma", "mask_l2", "penalty_weight", "env_tol"):
-            _check_float(getattr(self, name), name, minimum=0.0)
+            check_float(getattr(self, name), name, minimum=0.0)
         for name in ("mask_learning_rate", "penalty_growth"):
-            _check_float(getattr(self, name), name, minimum=0.0, strict=True)
-        _check_float(self.mask_erm_weight, "mask_erm_weight", minimum=0.0, maximum=1.0)
-        _check_choice(self.feedback, "feedback", FEEDBACK)
-        _check_choice(self.fusion, "fusion", FUSION_MODES)
-        _check_choice(self.fusion_objective, "fusion_objective", FUSION_OBJECTIVES)
-        _check_choice(self.penalty, "penalty", PENALTIES)
+            check_float(getattr(self, name), name, minimum=0.0, strict=True)
+        check_float(self.mask_erm_weight, "mask_erm_weight", minimum=0.0, maximum=1.0)
+        check_choice(self.feedback, "feedback", FEEDBACK)
+        check_choice(self.fusion, "fusion", FUSION_MODES)
+        check_choice(self.fusion_objective, "fusion_objective", FUSION_OBJECTIVES)
+        check_choice(self.penalty, "penalty", PENALTIES)
         if not isinstance(self.self_attention, (bool, np.bool_)):
             raise ValueError(f"self_attention must be True or False; got {self.self_attention!r}.")
         if self.mask_threshold is not None and not (isinstance(self.mask_threshold, str)
                                                     and self.mask_threshold == "auto"):
-            _check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
+            check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
         if self.env_embedding_dim is not None:
-            _check_int(self.env_embedding_dim, "env_embedding_dim", minimum=1)
+            check_int(self.env_embedding_dim, "env_embedding_dim", minimum=1)
         if self.environment_column is not None and not isinstance(self.environment_column, str):
             raise ValueError(
                 f"environment_column must be None (infer environments) or the name of a column of X; "

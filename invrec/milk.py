@@ -38,6 +38,7 @@ from .nn import (
     sample_negatives,
 )
 from .utils.ranking import chunked_top_k
+from .utils.validation import check_float, check_int
 
 __all__ = ["MILKRecommender"]
 
@@ -188,13 +189,9 @@ class MILKRecommender(BaseRecommender):
     def _check_params(self):
         super()._check_params()
         for name in ("embedding_dim", "n_negatives"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1; got {value!r}.")
+            check_int(getattr(self, name), name)
         for name in ("l2_embedding", "alignment_weight", "invariance_weight", "init_std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-                raise ValueError(f"{name} must be a float >= 0; got {value!r}.")
+            check_float(getattr(self, name), name)
         alpha = self.dirichlet_alpha
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < np.inf:
             raise ValueError(f"dirichlet_alpha must be a positive float; got {alpha!r}.")

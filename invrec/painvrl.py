@@ -36,6 +36,7 @@ from .nn import (
 )
 from .nn.fusion import FUSIONS
 from .nn.invariant_mask import PENALTIES
+from .utils.validation import check_choice, check_float, check_int
 
 __all__ = ["PaInvRLRecommender"]
 
@@ -253,25 +254,25 @@ class PaInvRLRecommender(BaseRecommender):
         super()._check_params()
         for name in ("embedding_dim", "n_negatives", "n_environments", "env_max_rounds",
                      "n_outer_iter"):
-            _check_int(getattr(self, name), name, minimum=1)
+            check_int(getattr(self, name), name, minimum=1)
         for name in ("content_dim", "env_epochs", "mask_epochs"):
-            _check_int(getattr(self, name), name, minimum=0)
+            check_int(getattr(self, name), name, minimum=0)
         if len(tuple(self.loss_weights)) != 4:
             raise ValueError(f"loss_weights must be 4 floats (w1, w2, w3, w4); got {self.loss_weights!r}.")
         for name in ("l2_embedding", "l2_content", "item_l2_ratio", "item_id_weight", "init_std",
                      "mask_sigma", "mask_l2", "penalty_weight", "env_tol"):
-            _check_float(getattr(self, name), name, minimum=0.0)
+            check_float(getattr(self, name), name, minimum=0.0)
         for name in ("mask_learning_rate", "penalty_growth"):
-            _check_float(getattr(self, name), name, minimum=0.0, strict=True)
-        _check_float(self.erm_weight, "erm_weight", minimum=0.0, maximum=1.0)
-        _check_choice(self.penalty, "penalty", PENALTIES)
-        _check_choice(self.pareto, "pareto", ("mgda", "fixed"))
-        _check_choice(self.fusion, "fusion", FUSIONS)
+            check_float(getattr(self, name), name, minimum=0.0, strict=True)
+        check_float(self.erm_weight, "erm_weight", minimum=0.0, maximum=1.0)
+        check_choice(self.penalty, "penalty", PENALTIES)
+        check_choice(self.pareto, "pareto", ("mgda", "fixed"))
+        check_choice(self.fusion, "fusion", FUSIONS)
         if self.mask_threshold is not None and not (isinstance(self.mask_threshold, str)
                                                     and self.mask_threshold == "auto"):
-            _check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
+            check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
         if self.env_embedding_dim is not None:
-            _check_int(self.env_embedding_dim, "env_embedding_dim", minimum=1)
+            check_int(self.env_embedding_dim, "env_embedding_dim", minimum=1)
         if self.environment_column is not None and not isinstance(self.environment_column, str):
             raise ValueError(
                 f"environment_column must be None (infer environments) or the name of a column of X; "
@@ -465,24 +466,3 @@ def binarize_mask(mask, threshold):
         return (mask.double() > cut).to(mask.dtype)
     return ((mask - mask.min()) / span >= threshold).to(mask.dtype)
 
-
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    return int(value)
-
-
-def _check_float(value, name, minimum=0.0, maximum=None, strict=False):
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
-    ok = ok and np.isfinite(value) and (value > minimum if strict else value >= minimum)
-    ok = ok and (maximum is None or value <= maximum)
-    if not ok:
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        upper = "" if maximum is None else f" and <= {maximum}"
-        raise ValueError(f"{name} must be a float {bound}{upper}; got {value!r}.")
-    return float(value)
-
-
-def _check_choice(value, name, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")

@@ -143,3 +143,44 @@ def check_rng(random_state):
     raise TypeError(
         f"random_state must be None, an int, a numpy Generator or RandomState; got {random_state!r}."
     )
+
+
+def check_int(value, name, minimum=1):
+    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= ``minimum``.
+
+    Booleans are rejected; numpy integers (as ``GridSearchCV`` passes them) are accepted.
+
+    Examples
+    --------
+    >>> check_int(3, "n")
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_float(value, name, minimum=0.0, maximum=None, strict=False):
+    """``value`` as a float, or a ValueError naming ``name`` unless it is a finite real in range.
+
+    ``strict`` makes the lower bound exclusive; ``maximum`` (inclusive) is optional.
+
+    Examples
+    --------
+    >>> check_float(0.5, "w", maximum=1.0)
+    0.5
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
+    ok = ok and np.isfinite(value) and (value > minimum if strict else value >= minimum)
+    ok = ok and (maximum is None or value <= maximum)
+    if not ok:
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be a float {bound}{upper}; got {value!r}.")
+    return float(value)
+
+
+def check_choice(value, name, choices):
+    """A ValueError naming ``name`` and the allowed values unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
