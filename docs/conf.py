@@ -70,42 +70,8 @@ sphinx_gallery_conf = {
 
 suppress_warnings = ["config.cache"]  # sphinx_gallery_conf holds a function: rebuilt every time
 
-# ----------------------------------------------------------------------------- docstring fixes
+# ----------------------------------------------------------------------------- API pages
 import re  # noqa: E402
-
-#: A numpydoc attribute line listing several fitted names (``user_ids_, item_ids_, ...``): the
-#: trailing underscores would read as RST references.
-_NAME_LIST = re.compile(r"^(\s*)(\w+_(?:,\s*\w+_)+)\s*$")
-
-
-def _escape_fitted_name_lists(app, what, name, obj, options, lines):
-    """Escape the trailing underscores of fitted-attribute name lists, before numpydoc runs."""
-    for i, line in enumerate(lines):
-        match = _NAME_LIST.match(line)
-        if match:
-            names = [n.strip() for n in match.group(2).split(",")]
-            lines[i] = match.group(1) + ", ".join(n[:-1] + r"\_" for n in names)
-        elif "of shape (" in line:
-            lines[i] = re.sub(r"\((\w+)_([,)])", r"(\1\\_\2", line)
-
-
-def _close_nested_lists(app, what, name, obj, options, lines):
-    """Blank line before a less indented line that follows an indented one inside Returns.
-
-    ``make_multimodal_interactions`` documents the Bunch's keys as a nested definition list whose
-    last entries have no body; docutils needs a blank line where the indentation drops.
-    """
-    if not name.endswith("make_multimodal_interactions"):
-        return
-    out = []
-    for line in lines:
-        if out and out[-1].strip() and line.strip():
-            prev_indent = len(out[-1]) - len(out[-1].lstrip())
-            indent = len(line) - len(line.lstrip())
-            if 0 < indent < prev_indent:
-                out.append("")
-        out.append(line)
-    lines[:] = out
 
 
 def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
@@ -116,6 +82,4 @@ def _skip_sklearn_request_methods(app, what, name, obj, skip, options):
 
 
 def setup(app):
-    app.connect("autodoc-process-docstring", _escape_fitted_name_lists, priority=100)
-    app.connect("autodoc-process-docstring", _close_nested_lists, priority=100)
     app.connect("autodoc-skip-member", _skip_sklearn_request_methods)

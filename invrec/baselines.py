@@ -42,7 +42,7 @@ class PopularityRecommender(BaseRecommender):
 
     Attributes
     ----------
-    popularity_ : ndarray of shape (n_items_,)
+    popularity_ : ndarray of shape (n_items,)
         Training interactions (sum of ``y`` when given) per catalog item.
     user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, history_
         See :class:`~invrec.base.BaseRecommender`.

@@ -284,7 +284,7 @@ penalty_growth
     ----------
     module_ : EIORScorer
         The final model (``module_.head`` is the :class:`~invrec.nn.RatingHead` in explicit mode).
-    attention_weights_ : ndarray of shape (n_items_, 2)
+    attention_weights_ : ndarray of shape (n_items, 2)
         (invariant, variant) weights of every catalog item; rows sum to 1.
     attention_weights_mean_ : ndarray of shape (2,)
         Their mean over the catalog.

@@ -176,7 +176,7 @@ class PaInvRLRecommender(BaseRecommender):
         Mask value in [0, 1] of every content dimension, per modality (empty without content).
     pareto_weights_ : ndarray
         ERM weight ``gamma`` of every mask-learning batch, in training order.
-    attention_weights_ : ndarray of shape (n_items_, 2)
+    attention_weights_ : ndarray of shape (n_items, 2)
         Weights of the (invariant, variant) representations of every catalog item.
     stage_times_ : dict
         Seconds spent in ``environments``, ``mask`` and ``final`` training.

@@ -108,7 +108,9 @@ def make_multimodal_interactions(
         environment_strengths : ndarray
             ``beta`` of each training environment followed by the test one.
         preference_strength : float
+            Weight of the true preference in every environment (the argument's value).
         name, DESCR : str
+            The dataset's short name and a text description of how it was drawn.
 
     Examples
     --------
