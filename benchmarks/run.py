@@ -28,11 +28,18 @@ from importlib import metadata
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("ultragcn", "ultragcn-tuned", "ultragcn-per-positive", "popularity", "cornac-mostpop", "cornac-bpr", "cornac-vbpr")
+MODELS = ("ultragcn", "ultragcn-tuned", "ultragcn-per-positive", "painvrl", "eior", "milk", "popularity",
+          "cornac-mostpop", "cornac-bpr", "cornac-vbpr")
+#: The rows of a plain run: every estimator and peer. The per-positive row is a sampling study
+#: (``--models ultragcn-per-positive``; ``epoch_speed.py`` times it alone).
+DEFAULT_MODELS = tuple(m for m in MODELS if m != "ultragcn-per-positive")
 LABELS = {
     "ultragcn": "invrec UltraGCN, defaults",
     "ultragcn-tuned": "invrec UltraGCN, validation-selected grid",
     "ultragcn-per-positive": "invrec UltraGCN, per-positive negatives",
+    "painvrl": "invrec PaInvRL",
+    "eior": "invrec EIOR",
+    "milk": "invrec MILK (content only, no item ids)",
     "popularity": "invrec Popularity",
     "cornac-mostpop": "Cornac MostPop",
     "cornac-bpr": "Cornac BPR",
@@ -49,7 +56,28 @@ ULTRAGCN_GRID = [
     {"learning_rate": [3e-3, 1e-2], "embedding_dim": [256], "l2_embedding": [3e-2], "n_negatives": [50, 100]},
 ]
 #: Epoch caps of the quick smoke run.
-QUICK_EPOCHS = {"ultragcn": 3, "ultragcn-tuned": 2, "ultragcn-per-positive": 1, "cornac-vbpr": 1}
+QUICK_EPOCHS = {"ultragcn": 3, "ultragcn-tuned": 2, "ultragcn-per-positive": 1, "painvrl": 2, "eior": 2,
+                "milk": 2, "cornac-vbpr": 1}
+#: Stage budget of the quick smoke run (PaInvRL, EIOR).
+QUICK_STAGES = dict(n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1)
+
+
+def method_settings(model, dataset):
+    """Settings of the PaInvRL, EIOR and MILK rows: the ones their own benchmarks use.
+
+    PaInvRL and EIOR: the dataset's known-good UltraGCN backbone (invrec's defaults on TikTok;
+    ``LASTFM_BACKBONE`` on Last.fm, the grid's pick) with the laptop-sized stage budget of
+    ``invariance.py`` (``TIKTOK_STAGES``). MILK: the rows of ``new_items.py`` (``MILK_COMMON``
+    and ``MILK_DATASET``), here ranking every catalog item from content alone.
+    """
+    if model == "milk":
+        from new_items import MILK_COMMON, MILK_DATASET
+
+        return {**MILK_COMMON, **MILK_DATASET.get(dataset, {})}
+    from invariance import LASTFM_BACKBONE, TIKTOK_STAGES
+
+    backbone = LASTFM_BACKBONE if dataset == "lastfm" else {}
+    return {**backbone, **TIKTOK_STAGES}
 
 
 # ---------------------------------------------------------------------- settings
@@ -68,6 +96,10 @@ def model_settings(model, dataset, args):
     elif model == "ultragcn-per-positive":
         settings = {**args.ultragcn_params, "negative_sampling": "per_positive",
                     "max_epochs": args.per_positive_epochs}
+    elif model in ("painvrl", "eior", "milk"):
+        settings = method_settings(model, dataset)
+        if args.quick and model != "milk":
+            settings.update(QUICK_STAGES)
     elif model == "cornac-bpr":
         settings = {"checkpoints": BPR_CHECKPOINTS[1] if args.quick else BPR_CHECKPOINTS[0]}
     elif model == "cornac-vbpr":
@@ -224,7 +256,30 @@ def settings_lines(rows):
             extra += (f" Validation N@20 {_fmt(row['valid_ndcg@20'], 4)};"
                       f" {row['n_ranked_users']} of {row['n_test_users']} test users ranked;"
                       f" peak MiB after loading the data {row['peak_mib_after_load']:.0f}.")
+        if row.get("stage_s"):
+            extra += " Stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in row["stage_s"].items()) + "."
+        if row.get("finished"):
+            extra += f" Run {row['finished']}, commit {row.get('git_commit')}."
         lines.append(f"- **{row['label']}**: `{settings}`.{extra}")
+    return lines
+
+
+def summary_lines(rows):
+    """One table, a row per model and a column group per dataset: R@20, N@20, fit s."""
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    labels = list(dict.fromkeys(row["label"] for row in rows))
+    by_key = {(row["dataset"], row["label"]): row for row in rows}
+    head = ["model", *(f"{d} {c}" for d in datasets for c in ("R@20", "N@20", "fit s"))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in labels:
+        cells = [label]
+        for dataset in datasets:
+            row = by_key.get((dataset, label))
+            if row is None or "error" in row:
+                cells += ["-" if row is None else "failed", "", ""]
+            else:
+                cells += [_fmt(row["recall@20"], 4), _fmt(row["ndcg@20"], 4), _fmt(row["fit_s"], 0)]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -237,15 +292,39 @@ def write_report(rows, args, machine, total_s=None):
         "# invrec benchmark", "",
         f"Command: `{args.command}`", "",
         f"Machine: {machine_line(machine)}.", "",
-        f"Date: {args.started}" + ("" if total_s is None else f"; total wall time {total_s / 60:.1f} min") + ".", "",
+        f"Date: {args.started}" + ("" if total_s is None else f"; total wall time {total_s / 60:.1f} min") + "."
+        + (f" {reused} row(s) reused from earlier runs (--resume; their dates and commits are under"
+           " Settings)." if (reused := sum(row.get("finished", "") < args.started for row in rows)) else ""), "",
         "Full ranking over all catalog items, each test user's training and validation items "
         "excluded; R = Recall, N = NDCG; fit s includes per-epoch validation; s/epoch is training "
         "only; scoring s ranks every test user once; peak MiB is the worker process's ru_maxrss.",
     ]
+    lines += ["", "## Every model on every dataset", "", *summary_lines(rows)]
     for dataset in dict.fromkeys(row["dataset"] for row in rows):
         subset = [row for row in rows if row["dataset"] == dataset]
         lines += ["", f"## {dataset}", "", *table_lines(subset), "", "Settings:", "", *settings_lines(subset)]
     (out / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def git_commit():
+    """Short hash of the checkout's HEAD, with ``+dirty`` when tracked files differ; None outside git."""
+    def git(*argv):
+        return subprocess.run(["git", *argv], cwd=HERE, capture_output=True, text=True, check=True).stdout
+    try:
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+        return git("rev-parse", "--short", "HEAD").strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def previous_rows(args):
+    """Successful rows of ``OUT/results.json`` keyed by (dataset, model, requested settings)."""
+    path = Path(args.out) / "results.json"
+    if not path.exists():
+        return {}
+    rows = json.loads(path.read_text())
+    return {(row["dataset"], row["model"], json.dumps(row["requested_settings"], sort_keys=True)): row
+            for row in rows if "error" not in row and "requested_settings" in row}
 
 
 def cornac_available():
@@ -262,6 +341,8 @@ def main(args):
     machine = machine_info(args)
     print(f"Machine: {machine_line(machine)}", flush=True)
     rows, start = [], time.perf_counter()
+    commit = git_commit()
+    previous = previous_rows(args) if args.resume else {}
     models = [m for m in args.models if not m.startswith("cornac") or cornac_available()]
     for skipped in sorted(set(args.models) - set(models)):
         print(f"skip {skipped}: cornac is not installed (pip install -r benchmarks/requirements.txt)")
@@ -272,8 +353,15 @@ def main(args):
             continue
         for model in models:
             settings = model_settings(model, dataset, args)
+            kept = previous.get((dataset, model, json.dumps(settings, sort_keys=True)))
+            if kept is not None and model not in args.rerun:
+                print(f"reuse {dataset} / {model} from {kept.get('finished', 'an earlier run')}", flush=True)
+                rows.append(kept)
+                continue
             print(f"[{time.perf_counter() - start:7.1f} s] {dataset} / {model} {json.dumps(settings)}", flush=True)
             row = run_one(model, dataset, settings, args)
+            row.update(requested_settings=settings, git_commit=commit,
+                       finished=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
             rows.append(row)
             print("    " + (row.get("error") or f"N@20 {row['ndcg@20']:.4f}, R@20 {row['recall@20']:.4f}, "
                                                   f"fit {row['fit_s']:.1f} s, peak {row['peak_mib']:.0f} MiB"), flush=True)
@@ -287,7 +375,8 @@ def main(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["tiktok", "lastfm"], choices=["tiktok", "lastfm"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS,
+                        help="rows to run (default: every estimator and peer; not ultragcn-per-positive)")
     parser.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"),
                         help="folder holding tiktok/ and lastfm-2k-mm/ (default: ../shared/data)")
     parser.add_argument("--out", default=str(HERE / "results"), help="where results.json/.md go")
@@ -304,6 +393,11 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="torch/OpenMP threads per worker (default 1, steady on a shared machine; "
                              "0 leaves torch's own choice, one per core)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the successful rows of OUT/results.json whose dataset, model and "
+                             "settings match this run's; run only the other pairs")
+    parser.add_argument("--rerun", nargs="+", default=[], choices=MODELS, metavar="MODEL",
+                        help="with --resume: run these models again even if a matching row exists")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per model run")
     # Internal: run one model in this process (used by the parent).
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)

@@ -133,14 +133,29 @@ def _fit_ultragcn(split, settings):
     """One validation-early-stopped ``UltraGCNRecommender`` fit: (Fitted, model)."""
     from invrec.baselines import UltraGCNRecommender
 
-    model = UltraGCNRecommender(**{"random_state": 0, "device": "cpu", **settings})
+    return _fit_invrec(UltraGCNRecommender, split, settings)
+
+
+def _fit_invrec(cls, split, settings):
+    """Fit an invrec estimator with early stopping on the validation split: (Fitted, model).
+
+    Epoch statistics come from the final model's records in ``history_`` (PaInvRL and EIOR also
+    log their environment and mask stages there: those count in ``fit_s`` and in
+    ``extra["stage_s"]``, not in the epochs).
+    """
+    model = cls(**{"random_state": 0, "device": "cpu", **settings})
     start = time.perf_counter()
     model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
     fit_s = time.perf_counter() - start
-    history = model.history_
-    best = [h["epoch"] for h in history if h.get("best")]
+    history = [h for h in model.history_ if h.get("stage", "final") == "final"]
+    best = [i + 1 for i, h in enumerate(history) if h.get("best")]
     best_epoch = best[-1] if best else len(history)
     curve = [h.get("valid_ndcg@20", float("nan")) for h in history]
+    extra = {"valid_curve": curve}
+    if getattr(model, "stage_times_", None):
+        extra["stage_s"] = {name: float(value) for name, value in model.stage_times_.items()}
+    if getattr(model, "attention_weights_mean_", None) is not None:
+        extra["attention_weights_mean"] = [float(v) for v in model.attention_weights_mean_]
     fitted = Fitted(
         recommend=_invrec_recommend(model, split), fit_s=fit_s, epochs=len(history),
         train_s=float(sum(h["fit_time"] for h in history)),
@@ -148,9 +163,30 @@ def _fit_ultragcn(split, settings):
         valid_ndcg=max(curve, default=None),
         settings=_public_params(model),
         notes=[_curve_note(curve), *_cap_note(best_epoch, len(history), model.max_epochs)],
-        extra={"valid_curve": curve},
+        extra=extra,
     )
     return fitted, model
+
+
+def run_painvrl(split, settings):
+    """invrec ``PaInvRLRecommender``: stages, then the final model early-stopped on validation."""
+    from invrec import PaInvRLRecommender
+
+    return _fit_invrec(PaInvRLRecommender, split, settings)[0]
+
+
+def run_eior(split, settings):
+    """invrec ``EIORRecommender`` (implicit feedback), as :func:`run_painvrl`."""
+    from invrec import EIORRecommender
+
+    return _fit_invrec(EIORRecommender, split, settings)[0]
+
+
+def run_milk(split, settings):
+    """invrec ``MILKRecommender`` ranking the whole catalog from content (no item ids)."""
+    from invrec import MILKRecommender
+
+    return _fit_invrec(MILKRecommender, split, settings)[0]
 
 
 def _curve_note(curve, every=10):
@@ -337,6 +373,9 @@ RUNNERS = {
     "ultragcn": run_ultragcn,
     "ultragcn-tuned": run_ultragcn,
     "ultragcn-per-positive": run_ultragcn,
+    "painvrl": run_painvrl,
+    "eior": run_eior,
+    "milk": run_milk,
     "popularity": run_popularity,
     "cornac-mostpop": run_cornac_mostpop,
     "cornac-bpr": run_cornac_bpr,
