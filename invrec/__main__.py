@@ -193,8 +193,8 @@ def evaluate_model(model, data, k=(10, 20), metrics=("recall", "ndcg")):
     if valid is not None and "validation_data" in _fit_parameters(model):
         fit_kwargs["validation_data"] = valid
     model.fit(train, **fit_kwargs)
-    known = set(np.unique(train["user"]))
-    users = np.array([u for u in pd.unique(test["user"]) if u in known])
+    users = pd.unique(test["user"])
+    users = users[np.isin(users, train["user"].to_numpy())]
     recs = model.recommend(users, n=max(k), exclude=valid)
     return evaluate_ranking(recs, test, k=k, metrics=metrics)
 

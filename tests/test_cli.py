@@ -158,3 +158,25 @@ def test_evaluate_popularity_reproduces_lastfm_benchmark(shared_data):
     # benchmarks/README.md, Latest results: invrec Popularity on Last.fm, R@20 .1254, N@20 .0777.
     assert table.loc["all", "recall@20"] == pytest.approx(0.1254, abs=5e-5)
     assert table.loc["all", "ndcg@20"] == pytest.approx(0.0777, abs=5e-5)
+
+
+@pytest.mark.shared_data
+def test_evaluate_matches_the_benchmark_runner(shared_data, monkeypatch):
+    """``invrec evaluate`` and ``benchmarks/run.py`` score the same fit identically on Last.fm."""
+    from pathlib import Path
+
+    from invrec.__main__ import evaluate_model
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import protocol
+    import runners
+
+    settings = {"max_epochs": 2, "embedding_dim": 16, "content_dim": 8, "random_state": 0, "device": "cpu"}
+    split = protocol.load_split("lastfm", shared_data)
+    fitted = runners.run_ultragcn(split, settings)
+    bench = protocol.evaluate(fitted.recommend(split.eval_users(split.test)), split.test)
+    table = evaluate_model(make_model("ultragcn", [f"{k}={v!r}" for k, v in settings.items()]),
+                           load_dataset(shared_data / "lastfm-2k-mm"))
+    for metric in ("recall@10", "recall@20", "ndcg@10", "ndcg@20"):
+        assert table.loc["all", metric] == pytest.approx(bench[metric], rel=1e-9), metric
+    assert bench["ndcg@20"] > 0.05  # a trained model, not two empty rankings that agree
