@@ -11,10 +11,12 @@ invrec follows the corrected design of ``shared/specs/eior.md`` (decisions 1-7, 
    ``(1 - a) IRM + a ERM`` with the fixed ``a = mask_erm_weight`` (the authors' code: 0.5);
 2. **two representations**: invariant ``z_inv = W_inv (m * x)`` and variant
    ``z_var = W_var ((1 - m) * x)`` (separate weights);
-3. **fusion** (:class:`invrec.nn.AttentionFusion`): single-head self-attention over the two
-   tokens and learned pooling weights that sum to 1 (``fusion="attention"``), one global pair
-   (``"global"``), or the ablations ``"fixed"`` (0.5/0.5), ``"invariant"`` (InvRL) and
-   ``"variant"`` (ERM);
+3. **fusion** (:class:`invrec.nn.AttentionFusion`): learned per-item pooling weights that sum
+   to 1 (``fusion="attention"``; the spec's single-head self-attention over the two tokens
+   before pooling is ``self_attention=True``), one global pair (``"global"``), or the ablations
+   ``"fixed"`` (0.5/0.5), ``"invariant"`` (InvRL) and ``"variant"`` (ERM); by default the
+   variant part is rescaled to the invariant part's scale first (``fusion_gate=True``), so a
+   weight is a gate and not a scale the variant projection can undo;
 4. **direct scores**: the fused score ``s_ui = U_u . [alpha V_i ; f_i]`` ranks and predicts; with
    explicit ratings (``feedback="explicit"``) ``r_ui = mu + b_u + b_i + s_ui``
    (:class:`invrec.nn.RatingHead`) is fitted by squared error and predicted on the rating scale;
@@ -98,8 +100,8 @@ class EIORScorer(nn.Module):
     """
 
     def __init__(self, n_users, n_items, features, mask, *, id_dim=64, content_dim=64,
-                 fusion="attention", self_attention=True, item_id_weight=1.0, init_std=0.01,
-                 generator=None):
+                 fusion="attention", self_attention=True, gate=False, prior=0.5,
+                 item_id_weight=1.0, init_std=0.01, generator=None):
         super().__init__()
         features = torch.as_tensor(features)
         device, dtype = features.device, features.dtype
@@ -123,7 +125,7 @@ class EIORScorer(nn.Module):
                 _init_normal(layer.weight, init_std, generator)
                 nn.init.zeros_(layer.bias)
             self.fusion = AttentionFusion(self.content_dim, mode=fusion, self_attention=self_attention,
-                                          generator=generator).to(device, dtype)
+                                          gate=gate, prior=prior, generator=generator).to(device, dtype)
 
     def parts(self, x):
         """``(z_inv, z_var, fused, weights)`` of content rows ``x`` of shape (n, d)."""
@@ -253,9 +255,22 @@ class EIORRecommender(PaInvRLRecommender):
     fusion : {"attention", "global", "fixed", "invariant", "variant"}, default="attention"
         The fusion (spec decision 3) and its ablations (decision 7): learned per-item attention,
         one learned global pair, fixed 0.5/0.5, invariant only (InvRL), variant only (ERM).
-    self_attention : bool, default=True
-        Self-attention over the two tokens before pooling (spec 3.3 step 2); False pools them
-        directly (PaInvRL's weighted sum).
+    self_attention : bool, default=False
+        Self-attention over the two tokens before pooling (spec 3.3 step 2); False (default)
+        pools them directly (PaInvRL's weighted sum). Default from ``benchmarks/eior.py regimes``:
+        with self-attention the residual mixing writes variant content into the invariant token
+        and the weights moved *away* from the invariant part when the training environments
+        disagreed; without it they moved towards it (``docs/eior_plan.md``, "Results").
+    fusion_gate : bool, default=True
+        Rescale each item's variant representation to its invariant one's root-mean-square before
+        fusing (:class:`~invrec.nn.AttentionFusion` ``gate``), so that the weights are a real gate:
+        the variant part enters with ``a_var / a_inv`` of the invariant part's scale and its
+        projection cannot grow back to undo a small weight. Applies to "attention", "global" and
+        "fixed". Default: the EIOR issue's requirement that the weights say how much each part
+        counts (without it a weight only scales a vector whose norm is free).
+    fusion_prior : float in (0, 1), default=0.5
+        Invariant weight at initialisation of the learned fusions (0.5: no preference, the
+        weights start at exactly (0.5, 0.5)); training moves them from there.
     fusion_objective : {"irm", "pooled"}, default="irm"
         What ``L_fuse`` is (see above); "pooled" is spec decision 5 verbatim.
     w_irm, w_erm : float, default=0.5
@@ -330,9 +345,9 @@ penalty_growth
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
-                 init_std=0.01, feedback="implicit", fusion="attention", self_attention=True,
-                 fusion_objective="irm", w_irm=0.5, w_erm=0.5, irm_weight=1.0, mask_erm_weight=0.5,
-                 mask_threshold=None, n_environments=10, environment_column=None,
+                 init_std=0.01, feedback="implicit", fusion="attention", self_attention=False,
+                 fusion_gate=True, fusion_prior=0.5, fusion_objective="irm", w_irm=0.5, w_erm=0.5,
+                 irm_weight=1.0, mask_erm_weight=0.5, mask_threshold=None, n_environments=10, environment_column=None,
                  env_embedding_dim=None, env_max_rounds=10, env_tol=0.01, env_epochs=20,
                  n_outer_iter=5, mask_epochs=40, mask_sigma=0.01, mask_learning_rate=1e-3,
                  mask_l2=0.1, penalty="invrl", penalty_weight=1.0, penalty_growth=1.05,
@@ -353,6 +368,8 @@ penalty_growth
         self.feedback = feedback
         self.fusion = fusion
         self.self_attention = self_attention
+        self.fusion_gate = fusion_gate
+        self.fusion_prior = fusion_prior
         self.fusion_objective = fusion_objective
         self.w_irm = w_irm
         self.w_erm = w_erm
@@ -401,12 +418,17 @@ penalty_growth
         for name in ("mask_learning_rate", "penalty_growth"):
             check_float(getattr(self, name), name, minimum=0.0, strict=True)
         check_float(self.mask_erm_weight, "mask_erm_weight", minimum=0.0, maximum=1.0)
+        check_float(self.fusion_prior, "fusion_prior", minimum=0.0, maximum=1.0)
+        if not 0.0 < self.fusion_prior < 1.0:
+            raise ValueError(f"fusion_prior must be strictly between 0 and 1 (the initial invariant "
+                             f"weight); got {self.fusion_prior!r}.")
         check_choice(self.feedback, "feedback", FEEDBACK)
         check_choice(self.fusion, "fusion", FUSION_MODES)
         check_choice(self.fusion_objective, "fusion_objective", FUSION_OBJECTIVES)
         check_choice(self.penalty, "penalty", PENALTIES)
-        if not isinstance(self.self_attention, (bool, np.bool_)):
-            raise ValueError(f"self_attention must be True or False; got {self.self_attention!r}.")
+        for name in ("self_attention", "fusion_gate"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}.")
         if self.mask_threshold is not None and not (isinstance(self.mask_threshold, str)
                                                     and self.mask_threshold == "auto"):
             check_float(self.mask_threshold, "mask_threshold", minimum=0.0, maximum=1.0)
@@ -490,7 +512,8 @@ penalty_growth
             mask = torch.ones(features.shape[1], device=data.device)
         module = EIORScorer(data.n_users, data.n_items, features, mask, id_dim=self.embedding_dim,
                             content_dim=self.content_dim, fusion=self.fusion,
-                            self_attention=bool(self.self_attention), item_id_weight=self.item_id_weight,
+                            self_attention=bool(self.self_attention), gate=bool(self.fusion_gate),
+                            prior=float(self.fusion_prior), item_id_weight=self.item_id_weight,
                             init_std=self.init_std, generator=data.generator)
         if explicit:
             module.head = RatingHead(data.n_users, data.n_items, offset=self.rating_scale_.mean,
