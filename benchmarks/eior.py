@@ -51,6 +51,10 @@ SYNTH_MODELS = {
     "EIOR default (gated attention, soft mask)": ("eior", {}),
     "EIOR gated attention, hard mask, id L2 x20": ("eior", HARD),
     "EIOR gated attention, hard mask, id L2 x20, id weight 0.5": ("eior", {**HARD, "item_id_weight": 0.5}),
+    "EIOR gated attention, hard mask, id L2 x20, id weight 0.25": ("eior", {**HARD, "item_id_weight": 0.25}),
+    "EIOR gated global, hard mask, id L2 x20, id weight 0.5": ("eior", {**HARD, "fusion": "global", "item_id_weight": 0.5}),
+    "EIOR invariant only (InvRL), hard mask, id L2 x20, id weight 0.5": (
+        "eior", {**HARD, "fusion": "invariant", "item_id_weight": 0.5}),
     "EIOR gated attention, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion_prior": 0.9}),
     "EIOR gated attention, prior 0.9, hard mask, id L2 x20, id weight 0.5": (
         "eior", {**HARD, "fusion_prior": 0.9, "item_id_weight": 0.5}),
@@ -65,7 +69,9 @@ SYNTH_MODELS = {
     "EIOR variant only (ERM), hard mask, id L2 x20": ("eior", {**HARD, "fusion": "variant"}),
 }
 REGIMES = {"agree": (3.0, 4.5, 6.0), "disagree": (-1.5, 4.5, 10.5)}
-REGIME_MODELS = ["EIOR gated attention, hard mask, id L2 x20",
+REGIME_MODELS = ["EIOR default (gated attention, soft mask)",
+                 "EIOR gated attention, hard mask, id L2 x20",
+                 "EIOR gated attention, hard mask, id L2 x20, id weight 0.25",
                  "EIOR attention without gate, hard mask, id L2 x20",
                  "EIOR self-attention without gate (old default), hard mask, id L2 x20",
                  "EIOR gated global, hard mask, id L2 x20"]
