@@ -279,6 +279,7 @@ def run_tiktok(args):
                                                   split.test), "fit_s": time.perf_counter() - start}
         if cls is EIORRecommender:
             row["attention_inv"] = float(model.attention_weights_mean_[0])
+            row["attention_inv_sd_items"] = float(model.attention_weights_[:, 0].std())
             row["stage_s"] = dict(model.stage_times_)
         rows.append(row)
         print(json.dumps(row, default=float), flush=True)

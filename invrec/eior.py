@@ -85,6 +85,10 @@ class EIORScorer(nn.Module):
     fusion : str, default="attention"
         ``AttentionFusion`` mode.
     self_attention : bool, default=True
+    gate : bool, default=False
+        ``AttentionFusion`` gate (the variant part rescaled to the invariant part's scale).
+    prior : float in (0, 1), default=0.5
+        ``AttentionFusion`` initial invariant weight.
     item_id_weight : float, default=1.0
         ``alpha``.
     init_std : float, default=0.01
