@@ -30,7 +30,13 @@ had a standard deviation over items of 0.004, 0.002 and 0.22 after training with
 0.23, 0.05 and 0.06 with it. Only the scores are normalised; the values mixed and fused keep the
 tokens' own scale.
 
-The pooling vector ``w`` and ``theta`` start at zero, so every learned mode starts from the weights
+Gate (``gate=True``): a weight alone only scales the variant vector, whose norm its projection
+is free to grow back. Rescaling each row's variant part to the invariant part's root-mean-square
+before fusing makes the weight a gate: the variant part then enters with exactly
+``a_var / a_inv`` of the invariant part's scale whatever its projection's norm (EIOR's default;
+``benchmarks/README.md``, "EIOR").
+
+The pooling vector ``w`` and ``theta`` start at zero (with ``prior=0.5``), so every learned mode starts from the weights
 ``(0.5, 0.5)`` exactly; how far they move in training is then a diagnostic. The weights learn from
 whatever loss the fused vector enters; EIOR trains them on its fused loss only (a weighted sum of
 losses with free weights is degenerate: the weights collapse to zero).
