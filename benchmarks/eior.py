@@ -5,7 +5,7 @@ Usage (from the repository root)::
     python benchmarks/eior.py synthetic [--seeds 0 1 2] [--models NAME ...] [--threads 1]
     python benchmarks/eior.py regimes   [--seeds 0 1 2]      # attention vs environment disagreement
     python benchmarks/eior.py movielens [--seeds 0 1 2] [--fusions attention invariant fixed]
-    python benchmarks/eior.py tiktok --seeds 0 --fusions attention
+    python benchmarks/eior.py tiktok --seeds 0 --fusions attention [--backbone JSON] [--variants JSON]
 
 ``synthetic``: :func:`invrec.datasets.make_multimodal_interactions` (300 users x 200 items, training
 environments with spurious strength 3 / 4.5 / 6, OOD test at -3), the backbone and stage settings
@@ -42,25 +42,39 @@ sys.path.insert(0, str(HERE))
 from invariance import SYNTH_BACKBONE, SYNTH_STAGES  # noqa: E402
 
 HARD = {"mask_threshold": "auto", "item_l2_ratio": 20.0}
+#: The fusion of the previous default (self-attention, no gate), for the ablation rows.
+OLD = {"self_attention": True, "fusion_gate": False}
 #: name -> (estimator, extra parameters).
 SYNTH_MODELS = {
     "UltraGCN (ERM baseline)": ("ultragcn", {}),
     "UltraGCN, item id L2 x20": ("ultragcn", {"item_l2_ratio": 20.0}),
-    "EIOR default (attention, irm objective, soft mask)": ("eior", {}),
-    "EIOR attention, hard mask, id L2 x20": ("eior", HARD),
-    "EIOR attention, pooled objective, hard mask, id L2 x20": ("eior", {**HARD, "fusion_objective": "pooled"}),
-    "EIOR attention without self-attention, hard mask, id L2 x20": ("eior", {**HARD, "self_attention": False}),
-    "EIOR attention, hard mask, id L2 x20, irm_weight 100": ("eior", {**HARD, "irm_weight": 100.0}),
-    "EIOR global, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "global"}),
-    "EIOR fixed 0.5/0.5, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "fixed"}),
+    "EIOR default (gated attention, soft mask)": ("eior", {}),
+    "EIOR gated attention, hard mask, id L2 x20": ("eior", HARD),
+    "EIOR gated attention, hard mask, id L2 x20, id weight 0.5": ("eior", {**HARD, "item_id_weight": 0.5}),
+    "EIOR gated attention, hard mask, id L2 x20, id weight 0.25": ("eior", {**HARD, "item_id_weight": 0.25}),
+    "EIOR gated global, hard mask, id L2 x20, id weight 0.5": ("eior", {**HARD, "fusion": "global", "item_id_weight": 0.5}),
+    "EIOR invariant only (InvRL), hard mask, id L2 x20, id weight 0.5": (
+        "eior", {**HARD, "fusion": "invariant", "item_id_weight": 0.5}),
+    "EIOR gated attention, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion_prior": 0.9}),
+    "EIOR gated attention, prior 0.9, hard mask, id L2 x20, id weight 0.5": (
+        "eior", {**HARD, "fusion_prior": 0.9, "item_id_weight": 0.5}),
+    "EIOR gated global, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "global", "fusion_prior": 0.9}),
+    "EIOR gated attention, pooled objective, hard mask, id L2 x20": ("eior", {**HARD, "fusion_objective": "pooled"}),
+    "EIOR gated self-attention, hard mask, id L2 x20": ("eior", {**HARD, "self_attention": True}),
+    "EIOR attention without gate, hard mask, id L2 x20": ("eior", {**HARD, "fusion_gate": False}),
+    "EIOR self-attention without gate (old default), hard mask, id L2 x20": ("eior", {**HARD, **OLD}),
+    "EIOR gated global, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "global"}),
+    "EIOR gated fixed 0.5/0.5, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "fixed"}),
     "EIOR invariant only (InvRL), hard mask, id L2 x20": ("eior", {**HARD, "fusion": "invariant"}),
     "EIOR variant only (ERM), hard mask, id L2 x20": ("eior", {**HARD, "fusion": "variant"}),
 }
 REGIMES = {"agree": (3.0, 4.5, 6.0), "disagree": (-1.5, 4.5, 10.5)}
-REGIME_MODELS = ["EIOR attention, hard mask, id L2 x20",
-                 "EIOR attention without self-attention, hard mask, id L2 x20",
-                 "EIOR attention, pooled objective, hard mask, id L2 x20",
-                 "EIOR global, hard mask, id L2 x20"]
+REGIME_MODELS = ["EIOR default (gated attention, soft mask)",
+                 "EIOR gated attention, hard mask, id L2 x20",
+                 "EIOR gated attention, hard mask, id L2 x20, id weight 0.25",
+                 "EIOR attention without gate, hard mask, id L2 x20",
+                 "EIOR self-attention without gate (old default), hard mask, id L2 x20",
+                 "EIOR gated global, hard mask, id L2 x20"]
 
 
 def _estimator(kind, params, seed):
@@ -251,22 +265,25 @@ def run_tiktok(args):
         return
     split = protocol.load_split("tiktok", args.data_dir)
     test_users = split.eval_users(split.test)
+    backbone = {**TIKTOK_BACKBONE, **json.loads(args.backbone)}
+    variants = json.loads(args.variants) if args.variants else {
+        f"EIOR {fusion}": {"fusion": fusion} for fusion in args.fusions}
     models = {"UltraGCN (ERM baseline)": (UltraGCNRecommender, {}),
-              **{f"EIOR {fusion}": (EIORRecommender, {**TIKTOK_STAGES, "fusion": fusion})
-                 for fusion in args.fusions}}
+              **{name: (EIORRecommender, {**TIKTOK_STAGES, **params}) for name, params in variants.items()}}
     rows = []
     for name, (cls, extra) in models.items():
-        model = cls(**TIKTOK_BACKBONE, **extra, random_state=args.seeds[0], device="cpu")
+        model = cls(**backbone, **extra, random_state=args.seeds[0], device="cpu")
         start = time.perf_counter()
         model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
-        row = {"model": name, **protocol.evaluate(model.recommend(test_users, n=20, exclude=split.valid),
+        row = {"model": name, "params": extra if cls is EIORRecommender else {}, **protocol.evaluate(model.recommend(test_users, n=20, exclude=split.valid),
                                                   split.test), "fit_s": time.perf_counter() - start}
         if cls is EIORRecommender:
             row["attention_inv"] = float(model.attention_weights_mean_[0])
+            row["attention_inv_sd_items"] = float(model.attention_weights_[:, 0].std())
             row["stage_s"] = dict(model.stage_times_)
         rows.append(row)
         print(json.dumps(row, default=float), flush=True)
-    lines = [f"TikTok (DiffMM split, validation-selected), seed {args.seeds[0]}.", "",
+    lines = [f"TikTok (DiffMM split, validation-selected), seed {args.seeds[0]}, backbone {backbone}.", "",
              "| model | R@20 | N@20 | N@20 / base | mean a_inv | fit s |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | "
@@ -294,6 +311,10 @@ def main(argv=None):
     parser.add_argument("--fusions", nargs="+", default=["attention", "invariant", "fixed"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--backbone", default="{}",
+                        help="tiktok: JSON overrides of TIKTOK_BACKBONE for every row")
+    parser.add_argument("--variants", default=None,
+                        help='tiktok: JSON {"row name": {EIOR parameters}} instead of --fusions')
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)

@@ -85,6 +85,37 @@ def test_fusion_only_enters_the_fused_score():
     assert torch.count_nonzero(grads[0]) > 0
 
 
+def test_default_fusion_is_a_gate_the_variant_projection_cannot_undo(fitted):
+    """Default: no self-attention, gated. Scaling W_var up changes no score; without the gate it does."""
+    module = fitted.module_
+    assert module.fusion.gate and not module.fusion.self_attention and fitted.fusion_prior == 0.5
+    users = torch.arange(5)
+    with torch.no_grad():
+        before = module.score_users(users).clone()
+        module.variant.weight.mul_(100.0)
+        module.variant.bias.mul_(100.0)
+        after = module.score_users(users).clone()
+        module.fusion.gate = False
+        ungated = module.score_users(users).clone()
+        module.fusion.gate = True
+        module.variant.weight.div_(100.0)
+        module.variant.bias.div_(100.0)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-6)
+    assert (ungated - before).abs().max() > 10 * (before.abs().max())
+
+
+def test_fusion_prior_sets_the_start_and_training_moves_it(synthetic):
+    g = torch.Generator().manual_seed(0)
+    scorer = EIORScorer(3, 4, torch.rand(4, 5), torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0]), id_dim=2,
+                        content_dim=3, fusion="attention", self_attention=False, gate=True, prior=0.9,
+                        generator=g)
+    torch.testing.assert_close(scorer.attention_weights(), torch.tensor([[0.9, 0.1]]).expand(4, 2))
+    model = EIORRecommender(**{**TINY, "max_epochs": 10}, fusion_prior=0.9)
+    model.fit(synthetic.interactions[["user", "item"]],
+                                        item_features=synthetic.item_features)
+    assert np.abs(model.attention_weights_[:, 0] - 0.9).max() > 1e-3
+
+
 def _block_ratings(seed=0, n_users=40, n_items=30):
     """Ratings that only a user x item interaction explains: 5 within a group, 1 across, plus noise.
 
@@ -157,7 +188,9 @@ def test_explicit_mode_errors_name_the_fix():
 
 @pytest.mark.parametrize("param, value", [("feedback", "stars"), ("fusion", "mean"),
                                           ("fusion_objective", "sum"), ("w_irm", -1.0),
-                                          ("mask_erm_weight", 1.5), ("self_attention", "yes")])
+                                          ("mask_erm_weight", 1.5), ("self_attention", "yes"),
+                                          ("fusion_gate", "yes"), ("fusion_prior", 1.0),
+                                          ("fusion_prior", 0.0)])
 def test_bad_parameters_are_named(synthetic, param, value):
     with pytest.raises(ValueError, match=param):
         EIORRecommender(**TINY).set_params(**{param: value}).fit(synthetic.interactions[["user", "item"]])

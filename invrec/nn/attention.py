@@ -30,7 +30,13 @@ had a standard deviation over items of 0.004, 0.002 and 0.22 after training with
 0.23, 0.05 and 0.06 with it. Only the scores are normalised; the values mixed and fused keep the
 tokens' own scale.
 
-The pooling vector ``w`` and ``theta`` start at zero, so every learned mode starts from the weights
+Gate (``gate=True``): a weight alone only scales the variant vector, whose norm its projection
+is free to grow back. Rescaling each row's variant part to the invariant part's root-mean-square
+before fusing makes the weight a gate: the variant part then enters with exactly
+``a_var / a_inv`` of the invariant part's scale whatever its projection's norm (EIOR's default;
+``benchmarks/README.md``, "EIOR").
+
+The pooling vector ``w`` and ``theta`` start at zero (with ``prior=0.5``), so every learned mode starts from the weights
 ``(0.5, 0.5)`` exactly; how far they move in training is then a diagnostic. The weights learn from
 whatever loss the fused vector enters; EIOR trains them on its fused loss only (a weighted sum of
 losses with free weights is degenerate: the weights collapse to zero).
@@ -72,6 +78,11 @@ class FusionOutput(NamedTuple):
     weights: torch.Tensor
 
 
+def _rms(rows):
+    """Root-mean-square over the last axis, kept as a (..., 1) column (``_RMS_EPS`` inside)."""
+    return torch.sqrt(rows.square().mean(dim=-1, keepdim=True) + _RMS_EPS)
+
+
 def _init_linear(layer, std, generator):
     """N(0, std) weight drawn from ``generator`` (on its device, then copied), zero bias."""
     device = generator.device if generator is not None else layer.weight.device
@@ -101,6 +112,17 @@ class AttentionFusion(nn.Module):
         Width of a user-context vector to add as a third token through a linear map
         ``P: R^context_dim -> R^d`` ("attention" mode only). The weights then depend on the user:
         pass ``context`` to :meth:`forward`. None means no context token (weights per item).
+    gate : bool, default=False
+        Make the weights a gate: before fusing, rescale each row's variant representation to the
+        root-mean-square of its invariant one, ``z~_var = z_var * rms(z_inv) / rms(z_var)``
+        (modes "attention", "global" and "fixed"). The variant part then enters the fused vector
+        with exactly ``a_var / a_inv`` of the invariant part's scale: its projection cannot grow to
+        undo a small weight. False fuses the representations as they are.
+    prior : float in (0, 1), default=0.5
+        Invariant weight at initialisation of the learned modes: the pooling scores get the
+        constant offset ``(log prior, log(1 - prior))`` ("attention") or ``theta`` starts there
+        ("global"), so that the weights start at exactly ``(prior, 1 - prior)`` and training moves
+        them from there. 0.5 is no offset.
     normalize : bool, default=True
         In "attention" mode, compute the attention and pooling scores from tokens scaled to unit
         root-mean-square (see the module docstring); False uses the raw tokens (the formulas of
@@ -139,8 +161,8 @@ class AttentionFusion(nn.Module):
     [[1.0, 0.0]]
     """
 
-    def __init__(self, dim, *, mode="attention", self_attention=True, normalize=True,
-                 context_dim=None, attention_dim=None, init_std=None, generator=None):
+    def __init__(self, dim, *, mode="attention", self_attention=True, normalize=True, gate=False,
+                 prior=0.5, context_dim=None, attention_dim=None, init_std=None, generator=None):
         super().__init__()
         if mode not in FUSION_MODES:
             raise ValueError(f"mode must be one of {list(FUSION_MODES)}; got {mode!r}.")
@@ -156,14 +178,20 @@ class AttentionFusion(nn.Module):
         attention_dim = dim if attention_dim is None else int(attention_dim)
         if attention_dim < 1:
             raise ValueError(f"attention_dim must be a positive int or None; got {attention_dim}.")
+        prior = float(prior)
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"prior must be a float strictly between 0 and 1; got {prior}.")
         std = 1.0 / math.sqrt(dim) if init_std is None else float(init_std)
         self.dim, self.mode, self.self_attention = dim, mode, bool(self_attention)
-        self.normalize = bool(normalize)
+        self.normalize, self.gate, self.prior = bool(normalize), bool(gate), prior
         self.context_dim = None if context_dim is None else int(context_dim)
         self.query = self.key = self.value = self.pool = self.context = None
         self.pool_vector = self.logits = None
         device = generator.device if generator is not None else None
+        offset = torch.tensor([math.log(prior), math.log1p(-prior)], device=device)
+        offset = offset - offset.mean()      # zero at prior 0.5
         if mode == "attention":
+            self.register_buffer("offset", offset)
             if self.self_attention:
                 self.query = nn.Linear(dim, dim, bias=False, device=device)
                 self.key = nn.Linear(dim, dim, bias=False, device=device)
@@ -176,7 +204,7 @@ class AttentionFusion(nn.Module):
                 if layer is not None:
                     _init_linear(layer, std, generator)
         elif mode == "global":
-            self.logits = nn.Parameter(torch.zeros(2, device=device))
+            self.logits = nn.Parameter(offset)
 
     @property
     def learned(self):
@@ -240,6 +268,8 @@ class AttentionFusion(nn.Module):
             ``fused`` (the broadcast batch shape + (dim,)) and ``weights`` (+ (2,)).
         """
         self._check_inputs(invariant, variant, context)
+        if self.gate and self.mode not in ("invariant", "variant"):
+            variant = variant * (_rms(invariant) / _rms(variant))
         if self.mode in _CONSTANT_WEIGHTS:
             w_inv, w_var = _CONSTANT_WEIGHTS[self.mode]
             fused = {"invariant": invariant, "variant": variant}.get(self.mode)
@@ -252,7 +282,7 @@ class AttentionFusion(nn.Module):
             fused = weights[..., :1] * invariant + weights[..., 1:] * variant
             return FusionOutput(fused, weights)
         attended = self._attend(self._tokens(invariant, variant, context))[..., :2, :]
-        scores = torch.tanh(self.pool(self._scale(attended))) @ self.pool_vector   # (..., 2)
+        scores = torch.tanh(self.pool(self._scale(attended))) @ self.pool_vector + self.offset
         weights = torch.softmax(scores, dim=-1)
         fused = (weights.unsqueeze(-1) * attended).sum(dim=-2)
         return FusionOutput(fused, weights)
@@ -265,6 +295,10 @@ class AttentionFusion(nn.Module):
         extra = f"dim={self.dim}, mode={self.mode!r}"
         if self.mode == "attention":
             extra += f", self_attention={self.self_attention}, normalize={self.normalize}"
+        if self.gate:
+            extra += ", gate=True"
+        if self.learned and self.prior != 0.5:
+            extra += f", prior={self.prior}"
             if self.context_dim is not None:
                 extra += f", context_dim={self.context_dim}"
         return extra
