@@ -11,7 +11,9 @@
    representations with its weights and gives a BPR risk.
 3. **Invariance.** The loss adds ``invariance_weight`` times the (unbiased) variance of the
    environment risks to their sum, so the ranking may not depend on how the modalities are
-   mixed, in particular on one of them going missing.
+   mixed, in particular on one of them going missing. An invrec option,
+   ``environments="missing"``, uses instead one environment per modality in which a random share
+   of the batch's items has that modality replaced by its fill (the test condition of FTMT).
 4. **Cross-modality alignment.** ``alignment_weight`` times the mean squared distance between
    the modality representations of the batch's positive items, over every pair of modalities
    both available (:func:`~invrec.nn.cross_modality_alignment`).
