@@ -15,7 +15,9 @@ Protocol (MILK's, through the invrec foundation):
   item, validation and test (the official MILK code's protocol); Recall and NDCG at 10 and 20
   from ``protocol.evaluate``.
 
-Models: MILK and its ablations (no alignment, no environments, neither), the UltraGCN baseline
+Models: MILK (the paper's settings; with a 10x smaller invariance weight; with missing-modality
+environments instead of the cyclic ones, ``environments="missing"``) and its ablations (no
+alignment, no environments, neither), the UltraGCN baseline
 scoring new items from its content tower (fitted on the training items only, new items passed
 after fitting with ``recommend(..., item_features=...)``), and a feature-kNN ranker (user profile =
 mean of the prepared features of the user's training items, cosine). MILK variants select their
@@ -55,13 +57,15 @@ SETTINGS = ("full", "ftmt", "mtmt", "one-or-two")
 MILK_VARIANTS = {
     "milk": {},
     "milk-inv5": {"invariance_weight": 5.0},
+    "milk-missing": {"environments": "missing", "invariance_weight": 5.0},
     "milk-no-align": {"alignment_weight": 0.0},
     "milk-no-env": {"environments": "none"},
     "milk-neither": {"alignment_weight": 0.0, "environments": "none"},
 }
 MODELS = (*MILK_VARIANTS, "ultragcn-content", "feature-knn")
 LABELS = {
-    "milk": "MILK", "milk-inv5": "MILK, invariance weight 5", "milk-no-align": "MILK w/o alignment", "milk-no-env": "MILK w/o environments",
+    "milk": "MILK", "milk-inv5": "MILK, invariance weight 5",
+    "milk-missing": "MILK, missing-modality environments, invariance 5", "milk-no-align": "MILK w/o alignment", "milk-no-env": "MILK w/o environments",
     "milk-neither": "MILK w/o both", "ultragcn-content": "UltraGCN, content score",
     "feature-knn": "feature-kNN",
 }

@@ -11,7 +11,9 @@
    representations with its weights and gives a BPR risk.
 3. **Invariance.** The loss adds ``invariance_weight`` times the (unbiased) variance of the
    environment risks to their sum, so the ranking may not depend on how the modalities are
-   mixed, in particular on one of them going missing.
+   mixed, in particular on one of them going missing. An invrec option,
+   ``environments="missing"``, uses instead one environment per modality in which a random share
+   of the batch's items has that modality replaced by its fill (the test condition of FTMT).
 4. **Cross-modality alignment.** ``alignment_weight`` times the mean squared distance between
    the modality representations of the batch's positive items, over every pair of modalities
    both available (:func:`~invrec.nn.cross_modality_alignment`).
@@ -37,6 +39,7 @@ from .nn import (
     sample_cyclic_environments,
     sample_negatives,
 )
+from .nn.mixup import missing_environment_scores, sample_missing_masks
 from .utils.ranking import chunked_top_k
 from .utils.validation import check_float, check_int
 
@@ -85,10 +88,18 @@ class MILKRecommender(BaseRecommender):
     dirichlet_alpha : float, default=0.1
         Concentration of the Dirichlet draw (MILK's code: 0.1); smaller gives more extreme
         environments.
-    environments : {"cyclic", "none"}, default="cyclic"
-        "cyclic": MILK's ``M + 1`` cyclic-mixup environments; "none": the uniform fusion only,
-        i.e. plain BPR without the invariance term (the "w/o CEIM" ablation). With a single
-        modality there is only the uniform environment either way.
+    environments : {"cyclic", "missing", "cyclic+missing", "none"}, default="cyclic"
+        "cyclic": MILK's ``M + 1`` cyclic-mixup environments; "missing": the uniform environment
+        and ``M`` missing-modality environments, where environment ``m`` replaces modality ``m``
+        of a random share ``missing_rate`` of the batch's items by its fill, the test condition
+        of FTMT (an invrec extension; :func:`~invrec.nn.mixup.sample_missing_masks`);
+        "cyclic+missing": both (``2M + 1`` environments); "none": the uniform fusion only, i.e.
+        plain BPR without the invariance term (the "w/o CEIM" ablation). With a single modality
+        there is only the uniform environment either way.
+    missing_rate : float, default=0.25
+        Share of the batch's items losing the modality of a missing-modality environment; used by
+        "missing" and "cyclic+missing" only. The default is FTMT's share on two modalities: half
+        of the test new items lose one of the two, so a quarter lose a given one.
     missing_fill : {"mean", "zero"}, default="mean"
         Value of a missing modality: the mean of the L2-normalised rows of that modality over the
         training items (the MILK inference rule), or zeros.
@@ -122,8 +133,10 @@ class MILKRecommender(BaseRecommender):
     modalities_ : tuple of str
         Modality order of the extractors and of the environment weights.
     environment_risks_ : ndarray of shape (n_epochs, n_environments)
-        Mean BPR risk of each environment per epoch (column 0: the uniform environment; columns
-        1..M: the Dirichlet draw and its shifts, exchangeable).
+        Mean BPR risk of each environment per epoch (column 0: the uniform environment; then,
+        with cyclic environments, M columns for the Dirichlet draw and its shifts, exchangeable;
+        then, with missing-modality environments, one column per lost modality, in
+        ``modalities_`` order).
     history_ : list of dict
         Per epoch: ``train_loss``, ``fit_time`` (s), ``environment_risks`` (list),
         ``risk_variance``, ``alignment`` and, with validation, ``valid_ndcg@20``.
@@ -161,7 +174,7 @@ class MILKRecommender(BaseRecommender):
     def __init__(self, *, embedding_dim=64, max_epochs=1000, batch_size=2048, learning_rate=1e-3,
                  n_negatives=1, negative_pool="all", l2_embedding=1e-4, alignment_weight=0.05,
                  invariance_weight=50.0, dirichlet_alpha=0.1, environments="cyclic",
-                 missing_fill="mean", init_std=0.1, validation_candidates="all",
+                 missing_rate=0.25, missing_fill="mean", init_std=0.1, validation_candidates="all",
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
@@ -175,6 +188,7 @@ class MILKRecommender(BaseRecommender):
         self.invariance_weight = invariance_weight
         self.dirichlet_alpha = dirichlet_alpha
         self.environments = environments
+        self.missing_rate = missing_rate
         self.missing_fill = missing_fill
         self.init_std = init_std
         self.validation_candidates = validation_candidates
@@ -195,7 +209,11 @@ class MILKRecommender(BaseRecommender):
         alpha = self.dirichlet_alpha
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < np.inf:
             raise ValueError(f"dirichlet_alpha must be a positive float; got {alpha!r}.")
-        choices = {"negative_pool": ("all", "warm"), "environments": ("cyclic", "none"),
+        rate = self.missing_rate
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
+            raise ValueError(f"missing_rate must be a float in [0, 1]; got {rate!r}.")
+        choices = {"negative_pool": ("all", "warm"),
+                   "environments": ("cyclic", "missing", "cyclic+missing", "none"),
                    "missing_fill": ("mean", "zero"), "validation_candidates": ("all", "unseen")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -234,7 +252,14 @@ class MILKRecommender(BaseRecommender):
         """The loss of a batch of training rows, and the per-epoch diagnostics it fills."""
         device, generator = data.device, data.generator
         n_modalities = module.n_modalities
-        cyclic = self.environments == "cyclic" and n_modalities >= 2
+        cyclic = self.environments in ("cyclic", "cyclic+missing") and n_modalities >= 2
+        missing = (self.environments in ("missing", "cyclic+missing") and n_modalities >= 2
+                   and module.has_content)
+        fill_x = None
+        if missing:
+            fill_x = torch.cat([torch.as_tensor(self._fill_values[name], dtype=data.features.dtype,
+                                                device=device).reshape(-1)
+                                for name in self.modalities_]).unsqueeze(0)        # (1, D)
         align = self.alignment_weight > 0 and module.has_content and n_modalities >= 2
         availability = data.availability
         pool = None
@@ -242,7 +267,8 @@ class MILKRecommender(BaseRecommender):
             pool = torch.nonzero(data.item_degree > 0).squeeze(1)
         n_pool = data.n_items if pool is None else len(pool)
         uniform = torch.full((1, n_modalities), 1.0 / n_modalities, device=device)
-        n_rows, n_env = len(data.users), (n_modalities + 1 if cyclic else 1)
+        n_rows = len(data.users)
+        n_env = 1 + (n_modalities if cyclic else 0) + (n_modalities if missing else 0)
         diagnostics = {"epochs": []}
         running = {"rows": 0, "risks": torch.zeros(n_env, device=device),
                    "variance": torch.zeros((), device=device), "alignment": torch.zeros((), device=device)}
@@ -264,9 +290,19 @@ class MILKRecommender(BaseRecommender):
                                                   generator=generator, device=device)
                        if cyclic else uniform)                                    # (E, M)
             pos_env, neg_env = pos_mod @ weights.T, neg_mod @ weights.T           # (B, E), (B, N, E)
+            if missing:
+                # Environment m: a random share of the items has modality m replaced by its fill.
+                fill_scores = u @ module.extract(fill_x)[0].T                     # (B, M)
+                masks = sample_missing_masks(n_modalities, len(distinct), self.missing_rate,
+                                             generator=generator, device=device)  # (M, n_distinct)
+                pos_mask = masks[:, where[:n_pos]].T                               # (B, M)
+                neg_mask = masks[:, where[n_pos:]].T.reshape(n_pos, self.n_negatives, n_modalities)
+                pos_env = torch.cat([pos_env, missing_environment_scores(pos_mod, fill_scores, pos_mask)], 1)
+                neg_env = torch.cat([neg_env, missing_environment_scores(
+                    neg_mod, fill_scores.unsqueeze(1), neg_mask)], 2)
             risks = F.softplus(neg_env - pos_env.unsqueeze(1)).mean(dim=(0, 1))   # (E,)
             loss = risks.sum()
-            variance = risks.var() if cyclic else risks.new_zeros(())
+            variance = risks.var() if n_env > 1 else risks.new_zeros(())
             loss = loss + self.invariance_weight * variance
             alignment = risks.new_zeros(())
             if align:

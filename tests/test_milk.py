@@ -79,6 +79,59 @@ def test_batch_loss_matches_the_formula_by_hand():
     assert len(risks) == 3 and diagnostics["epochs"] == []          # 4 of 6 rows: epoch not over
 
 
+def test_missing_environments_replace_a_modality_by_its_fill_by_hand():
+    g = torch.Generator().manual_seed(0)
+    n_users, n_items = 5, 7
+    features = torch.rand(n_items, 5, generator=g)
+    slices = {"a": slice(0, 3), "b": slice(3, 5)}
+    users, items = torch.tensor([0, 1, 2, 3, 4, 0]), torch.tensor([2, 2, 3, 0, 5, 1])
+    data = _fit_data(features, None, slices, users, items, n_users)
+    module = MultimodalContentScorer(n_users, features, list(slices.values()), dim=4,
+                                     generator=torch.Generator().manual_seed(1))
+    est = MILKRecommender(n_negatives=2, alignment_weight=0.0, invariance_weight=3.0,
+                          l2_embedding=0.0, environments="missing", missing_rate=0.5)
+    est.modalities_ = ("a", "b")
+    est._fill_values = {"a": np.array([0.1, 0.2, 0.3]), "b": np.array([0.5, -0.5])}
+    objective, _ = est._batch_objective(module, data)
+    rows = torch.tensor([0, 1, 4, 5])
+    loss = objective(rows)
+
+    replay = torch.Generator().manual_seed(0)                       # negatives, then the masks
+    neg = torch.randint(0, n_items, (4, 2), generator=replay)
+    u, pos = module.user_vectors(users[rows]), items[rows]
+    distinct = torch.unique(torch.cat([pos, neg.reshape(-1)]))
+    masks = torch.rand((2, len(distinct)), generator=replay) < 0.5
+    fill = module.extract(torch.tensor([[0.1, 0.2, 0.3, 0.5, -0.5]]))[0]     # (2, d)
+    c = module.modality_vectors()
+    risks = []
+    for env in range(3):                                            # full, lose a, lose b
+        item = c.clone()
+        if env:
+            lost = distinct[masks[env - 1]]
+            item[lost, env - 1] = fill[env - 1]
+        item = item.mean(1)
+        s_pos = (u * item[pos]).sum(1, keepdim=True)
+        s_neg = (u.unsqueeze(1) * item[neg]).sum(-1)
+        risks.append(F.softplus(s_neg - s_pos).mean())
+    risks = torch.stack(risks)
+    assert 0 < masks.sum() < masks.numel()                          # both kinds of items occur
+    assert torch.allclose(loss, risks.sum() + 3.0 * risks.var(), rtol=1e-5)
+
+
+def test_missing_environments_at_rate_zero_all_equal_the_uniform_one(synthetic):
+    data, train, _, _, _ = synthetic
+    model = MILKRecommender(**TINY, environments="missing", missing_rate=0.0)
+    model.fit(train, item_features=data.item_features)
+    risks = model.environment_risks_
+    assert risks.shape == (4, 3)                                    # uniform + one per modality
+    np.testing.assert_allclose(risks[:, 1:], risks[:, [0, 0]], rtol=1e-6)
+    assert all(r["risk_variance"] < 1e-10 for r in model.history_)
+    both = MILKRecommender(**TINY, environments="cyclic+missing").fit(
+        train, item_features=data.item_features)
+    assert both.environment_risks_.shape == (4, 5)                  # uniform, 2 cyclic, 2 missing
+    assert all(r["risk_variance"] > 0 for r in both.history_)
+
+
 def test_no_environments_is_bpr_on_the_uniform_fusion():
     g = torch.Generator().manual_seed(0)
     features = torch.rand(4, 4, generator=g)
@@ -277,6 +330,7 @@ def test_pickled_model_scores_new_items(synthetic):
 
 @pytest.mark.parametrize("params, message", [
     ({"environments": "random"}, "environments"),
+    ({"missing_rate": 1.5}, "missing_rate"),
     ({"negative_pool": "cold"}, "negative_pool"),
     ({"missing_fill": "median"}, "missing_fill"),
     ({"validation_candidates": "new"}, "validation_candidates"),

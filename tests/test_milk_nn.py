@@ -173,3 +173,33 @@ def test_scorer_id_fallback_without_content():
         MultimodalContentScorer(3, None)
     with pytest.raises(ValueError, match="slices"):
         MultimodalContentScorer(3, torch.zeros(4, 5), [slice(0, 2)])
+
+
+# ---------------------------------------------------------------------- missing-modality environments
+def test_missing_masks_rate_and_independence():
+    from invrec.nn.mixup import sample_missing_masks
+    masks = sample_missing_masks(3, 20_000, 0.25, generator=torch.Generator().manual_seed(0))
+    assert masks.shape == (3, 20_000) and masks.dtype == torch.bool
+    np.testing.assert_allclose(masks.float().mean(1).numpy(), 0.25, atol=0.01)
+    both = (masks[0] & masks[1]).float().mean().item()              # independent rows: 1/16
+    assert abs(both - 0.0625) < 0.006
+    with pytest.raises(ValueError, match="rate"):
+        sample_missing_masks(2, 5, 1.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 4), st.integers(1, 5), st.integers(0, 10_000))
+def test_missing_environment_scores_equal_fusing_the_filled_representations(m, n, seed):
+    """Score in environment e == dot product with the mean of the representations after
+    replacing modality e of the masked items by the fill."""
+    from invrec.nn.mixup import missing_environment_scores
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    c = torch.randn(n, m, 3, generator=g, dtype=torch.float64)     # one item per user
+    fill = torch.randn(m, 3, generator=g, dtype=torch.float64)
+    masks = torch.rand(n, m, generator=g) < 0.5
+    got = missing_environment_scores(torch.einsum("nd,nmd->nm", u, c), u @ fill.T, masks)
+    for e in range(m):
+        reps = c.clone()
+        reps[masks[:, e], e] = fill[e]
+        torch.testing.assert_close(got[:, e], (u * reps.mean(1)).sum(1))

@@ -24,7 +24,8 @@ import numbers
 
 import torch
 
-__all__ = ["sample_dirichlet", "cyclic_environments", "sample_cyclic_environments"]
+__all__ = ["sample_dirichlet", "cyclic_environments", "sample_cyclic_environments",
+           "sample_missing_masks", "missing_environment_scores"]
 
 #: Candidates drawn per gamma variate; each is accepted with probability >= 0.95, so all of them
 #: are rejected with probability below 1e-20.
@@ -163,6 +164,83 @@ def sample_cyclic_environments(n_modalities, alpha, *, include_uniform=True, gen
     theta = sample_dirichlet(1, n_modalities, alpha, generator=generator, device=device,
                              dtype=dtype)[0]
     return cyclic_environments(theta, include_uniform=include_uniform)
+
+
+def sample_missing_masks(n_modalities, n_items, rate, *, generator=None, device=None):
+    """Which items lose which modality in the missing-modality environments.
+
+    Missing-modality environment ``m`` replaces modality ``m`` of a random share ``rate`` of the
+    batch's items by its fill (what a test item without that modality gets), each item drawn
+    independently, so items with and without the modality compete in one ranking, as they do
+    under FTMT.
+
+    Parameters
+    ----------
+    n_modalities : int
+        ``M``, the number of environments (one per modality).
+    n_items : int
+        Number of (distinct) items of the batch.
+    rate : float
+        Probability in [0, 1] that an item loses the modality of an environment.
+    generator : torch.Generator, default=None
+    device : torch.device or str, default=None
+        Device of the result; None means the generator's device (the CPU without a generator).
+
+    Returns
+    -------
+    BoolTensor of shape (n_modalities, n_items)
+        Row ``m``: the items whose modality ``m`` is replaced in environment ``m``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> sample_missing_masks(2, 3, 1.0).tolist()
+    [[True, True, True], [True, True, True]]
+    >>> sample_missing_masks(2, 3, 0.0).tolist()
+    [[False, False, False], [False, False, False]]
+    """
+    rate = float(rate)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1]; got {rate!r}.")
+    draw_device = generator.device if generator is not None else torch.device(device or "cpu")
+    masks = torch.rand((int(n_modalities), int(n_items)), generator=generator, device=draw_device) < rate
+    return masks if device is None else masks.to(device)
+
+
+def missing_environment_scores(modality_scores, fill_scores, masks):
+    """Uniformly fused scores in each missing-modality environment.
+
+    With uniform fusion a score is ``mean_m s_m`` where ``s_m = u . c^m``; in environment ``m`` an
+    item whose mask is set has ``s_m`` replaced by the fill's score ``f_m = u . G_m(fill_m)``::
+
+        score_e = mean_k s_k + mask_e * (f_e - s_e) / M
+
+    Parameters
+    ----------
+    modality_scores : Tensor of shape (..., M)
+        Per-modality scores ``s`` of the (user, item) pairs.
+    fill_scores : Tensor broadcastable to ``modality_scores``
+        Scores ``f`` of each modality's fill for the pair's user.
+    masks : Tensor broadcastable to ``modality_scores``
+        Entry ``[..., e]``: whether the pair's item loses modality ``e`` in environment ``e``.
+
+    Returns
+    -------
+    Tensor of the shape of ``modality_scores``
+        Entry ``[..., e]``: the pair's score in environment ``e``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> s, f = torch.tensor([[4.0, 2.0]]), torch.tensor([[0.0, 1.0]])
+    >>> missing_environment_scores(s, f, torch.tensor([[True, True]])).tolist()   # 3 - 2, 3 - 0.5
+    [[1.0, 2.5]]
+    >>> missing_environment_scores(s, f, torch.tensor([[False, True]])).tolist()
+    [[3.0, 2.5]]
+    """
+    m = modality_scores.shape[-1]
+    fused = modality_scores.mean(dim=-1, keepdim=True)
+    return fused + masks.to(modality_scores.dtype) * (fill_scores - modality_scores) / m
 
 
 def _check_modalities(n_modalities):
