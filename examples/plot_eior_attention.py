@@ -11,7 +11,10 @@ We fit EIOR on two draws of the synthetic generator with the same average spurio
 training environments that **agree** on the spurious correlation (strengths 3, 4.5, 6) and
 environments that **disagree** (-1.5, 4.5, 10.5: the correlation even reverses in one of them).
 When they disagree, the variant part fits some environments at the expense of others, so a
-fusion that is judged environment by environment should shift weight to the invariant part.
+fusion that is judged environment by environment (``fusion_objective="irm"``, the default) shifts
+weight to the invariant part. The fusion is EIOR's default (gated pooling of the two parts, no
+self-attention) with a hard mask and strongly regularised item ids, the settings under which the
+mask matters (``benchmarks/README.md``, section "EIOR", has the figures over seeds).
 """
 
 import matplotlib.pyplot as plt

@@ -244,7 +244,7 @@ def test_environment_risks_and_per_environment_gradients():
         neg = scorer.user_vectors(u) @ scorer.item_vectors(negatives[k], mask).T
         losses = ultragcn_loss(pos, neg, beta_u[u], beta_i[i], beta_i[negatives[k]], reduction="none")
         per_row.append(losses)
-        assert float(risks[k]) == pytest.approx(float(losses.mean()), rel=1e-5)
+        assert risks[k].item() == pytest.approx(losses.mean().item(), rel=1e-5)
         (w_grad,) = torch.autograd.grad(losses.mean(), scorer.projection.weight)
         assert torch.allclose(grads[k], w_grad, atol=1e-6)
     assert float(pooled) == pytest.approx(float(torch.cat(per_row).mean()), rel=1e-5)
