@@ -65,7 +65,7 @@ def test_learned_weights_start_at_the_prior(mode, prior):
     torch.testing.assert_close(w, torch.tensor([[prior, 1 - prior]]).expand(4, 2))
     if mode == "global":   # the start is a parameter: training can move it
         assert fusion.logits.requires_grad
-        assert math.isclose(float(fusion.logits[0] - fusion.logits[1]), math.log(prior / (1 - prior)),
+        assert math.isclose((fusion.logits[0] - fusion.logits[1]).item(), math.log(prior / (1 - prior)),
                             rel_tol=1e-5, abs_tol=1e-6)
 
 
