@@ -73,3 +73,12 @@ def test_learned_weights_start_at_the_prior(mode, prior):
 def test_prior_outside_the_open_interval_is_refused(prior):
     with pytest.raises(ValueError, match="prior"):
         AttentionFusion(3, prior=prior)
+
+
+def test_repr_names_every_non_default_option():
+    from invrec.nn import AttentionFusion
+
+    text = repr(AttentionFusion(4, context_dim=3))
+    assert "context_dim=3" in text and "gate" not in text and "prior" not in text
+    text = repr(AttentionFusion(4, mode="global", gate=True, prior=0.8))
+    assert "gate=True" in text and "prior=0.8" in text

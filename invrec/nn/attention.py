@@ -295,11 +295,11 @@ class AttentionFusion(nn.Module):
         extra = f"dim={self.dim}, mode={self.mode!r}"
         if self.mode == "attention":
             extra += f", self_attention={self.self_attention}, normalize={self.normalize}"
+            if self.context_dim is not None:
+                extra += f", context_dim={self.context_dim}"
         if self.gate:
             extra += ", gate=True"
         if self.learned and self.prior != 0.5:
             extra += f", prior={self.prior}"
-            if self.context_dim is not None:
-                extra += f", context_dim={self.context_dim}"
         return extra
 
