@@ -209,9 +209,7 @@ class MILKRecommender(BaseRecommender):
         alpha = self.dirichlet_alpha
         if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < np.inf:
             raise ValueError(f"dirichlet_alpha must be a positive float; got {alpha!r}.")
-        rate = self.missing_rate
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
-            raise ValueError(f"missing_rate must be a float in [0, 1]; got {rate!r}.")
+        check_float(self.missing_rate, "missing_rate", maximum=1.0)
         choices = {"negative_pool": ("all", "warm"),
                    "environments": ("cyclic", "missing", "cyclic+missing", "none"),
                    "missing_fill": ("mean", "zero"), "validation_candidates": ("all", "unseen")}
