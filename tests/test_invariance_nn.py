@@ -247,7 +247,7 @@ def test_environment_risks_and_per_environment_gradients():
         assert risks[k].item() == pytest.approx(losses.mean().item(), rel=1e-5)
         (w_grad,) = torch.autograd.grad(losses.mean(), scorer.projection.weight)
         assert torch.allclose(grads[k], w_grad, atol=1e-6)
-    assert float(pooled) == pytest.approx(float(torch.cat(per_row).mean()), rel=1e-5)
+    assert pooled.item() == pytest.approx(torch.cat(per_row).mean().item(), rel=1e-5)
     assert present.tolist() == [True, True]
 
 
