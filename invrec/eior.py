@@ -48,6 +48,7 @@ from .nn import (
     vrex_penalty,
 )
 from .nn.attention import FUSION_MODES
+from .nn.init import normal_, normal_linear_
 from .nn.invariant_mask import PENALTIES
 from .painvrl import PaInvRLRecommender
 from .utils.validation import ITEM, USER, check_choice, check_float, check_int, check_interactions
@@ -58,12 +59,6 @@ FEEDBACK = ("implicit", "explicit")
 FUSION_OBJECTIVES = ("irm", "pooled")
 #: Column of ``validation_data`` (a DataFrame) read as held-out ratings in explicit mode.
 RATING_COLUMN = "rating"
-
-
-def _init_normal(tensor, std, generator):
-    device = generator.device if generator is not None else tensor.device
-    with torch.no_grad():
-        tensor.copy_(torch.randn(tensor.shape, generator=generator, device=device, dtype=tensor.dtype) * std)
 
 
 class EIORScorer(nn.Module):
@@ -118,16 +113,15 @@ class EIORScorer(nn.Module):
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, self.id_dim + self.content_dim,
                                                        device=device, dtype=dtype))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, self.id_dim, device=device, dtype=dtype))
-        _init_normal(self.user_embedding, init_std, generator)
-        _init_normal(self.item_embedding, init_std, generator)
+        normal_(self.user_embedding, init_std, generator)
+        normal_(self.item_embedding, init_std, generator)
         self.invariant = self.variant = self.fusion = None
         if self.content_dim > 0:
             d = features.shape[1]
             self.invariant = nn.Linear(d, self.content_dim, device=device, dtype=dtype)
             self.variant = nn.Linear(d, self.content_dim, device=device, dtype=dtype)
             for layer in (self.invariant, self.variant):
-                _init_normal(layer.weight, init_std, generator)
-                nn.init.zeros_(layer.bias)
+                normal_linear_(layer, init_std, generator)
             self.fusion = AttentionFusion(self.content_dim, mode=fusion, self_attention=self_attention,
                                           gate=gate, prior=prior, generator=generator).to(device, dtype)
 

@@ -50,6 +50,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from .init import normal_linear_
+
 __all__ = ["AttentionFusion", "FusionOutput", "FUSION_MODES"]
 
 #: Accepted values of ``AttentionFusion(mode=...)``.
@@ -81,17 +83,6 @@ class FusionOutput(NamedTuple):
 def _rms(rows):
     """Root-mean-square over the last axis, kept as a (..., 1) column (``_RMS_EPS`` inside)."""
     return torch.sqrt(rows.square().mean(dim=-1, keepdim=True) + _RMS_EPS)
-
-
-def _init_linear(layer, std, generator):
-    """N(0, std) weight drawn from ``generator`` (on its device, then copied), zero bias."""
-    device = generator.device if generator is not None else layer.weight.device
-    draw = torch.randn(layer.weight.shape, generator=generator, device=device,
-                       dtype=layer.weight.dtype)
-    with torch.no_grad():
-        layer.weight.copy_(draw.mul_(std))
-        if layer.bias is not None:
-            layer.bias.zero_()
 
 
 class AttentionFusion(nn.Module):
@@ -202,7 +193,7 @@ class AttentionFusion(nn.Module):
                 self.context = nn.Linear(self.context_dim, dim, bias=False, device=device)
             for layer in (self.query, self.key, self.value, self.pool, self.context):
                 if layer is not None:
-                    _init_linear(layer, std, generator)
+                    normal_linear_(layer, std, generator)
         elif mode == "global":
             self.logits = nn.Parameter(offset)
 

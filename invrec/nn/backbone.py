@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .init import normal_
+
 __all__ = ["UltraGCNScorer", "RegularizationTerms"]
 
 
@@ -45,18 +47,6 @@ def _rows(table, index):
         return table
     flat = table.index_select(0, index.reshape(-1))
     return flat.view(*index.shape, *table.shape[1:])
-
-
-def _normal_like(param, std, generator):
-    """Fill ``param`` in place with N(0, std) draws taken from ``generator``'s device.
-
-    Drawing on the generator's device and copying makes the initial values depend on the generator
-    only, not on where the module lives.
-    """
-    device = generator.device if generator is not None else param.device
-    draw = torch.randn(param.shape, generator=generator, device=device, dtype=param.dtype)
-    with torch.no_grad():
-        param.copy_(draw.mul_(std))
 
 
 class UltraGCNScorer(nn.Module):
@@ -152,10 +142,10 @@ class UltraGCNScorer(nn.Module):
         generator : torch.Generator, default=None
             Source of the draws.
         """
-        _normal_like(self.user_embedding, init_std, generator)
-        _normal_like(self.item_embedding, init_std, generator)
+        normal_(self.user_embedding, init_std, generator)
+        normal_(self.item_embedding, init_std, generator)
         if self.projection is not None:
-            _normal_like(self.projection.weight, init_std, generator)
+            normal_(self.projection.weight, init_std, generator)
             if self.projection.bias is not None:
                 with torch.no_grad():
                     self.projection.bias.zero_()

@@ -27,15 +27,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .init import normal_
+
 __all__ = ["ConvertModule", "ConvertScorer", "FUSIONS"]
 
 FUSIONS = ("attention", "global", "invariant")
-
-
-def _normal_(param, std, generator):
-    device = generator.device if generator is not None else param.device
-    with torch.no_grad():
-        param.copy_(torch.randn(param.shape, generator=generator, device=device, dtype=param.dtype) * std)
 
 
 class ConvertModule(nn.Module):
@@ -70,19 +66,19 @@ class ConvertModule(nn.Module):
             raise ValueError(f"fusion must be one of {FUSIONS}; got {fusion!r}.")
         self.fusion = fusion
         self.invariant = nn.Linear(n_features, content_dim)
-        _normal_(self.invariant.weight, init_std, generator)
+        normal_(self.invariant.weight, init_std, generator)
         nn.init.zeros_(self.invariant.bias)
         if fusion != "invariant":
             self.variant = nn.Linear(n_features, content_dim)
-            _normal_(self.variant.weight, init_std, generator)
+            normal_(self.variant.weight, init_std, generator)
             nn.init.zeros_(self.variant.bias)
         if fusion == "attention":
             hidden = content_dim if attention_dim is None else int(attention_dim)
             self.attention = nn.Linear(content_dim, hidden)
-            _normal_(self.attention.weight, 1.0 / math.sqrt(content_dim), generator)
+            normal_(self.attention.weight, 1.0 / math.sqrt(content_dim), generator)
             nn.init.zeros_(self.attention.bias)
             self.query = nn.Parameter(torch.empty(hidden))
-            _normal_(self.query, 1.0 / math.sqrt(hidden), generator)
+            normal_(self.query, 1.0 / math.sqrt(hidden), generator)
         elif fusion == "global":
             self.logits = nn.Parameter(torch.zeros(2))
 
@@ -147,8 +143,8 @@ class ConvertScorer(nn.Module):
         self.register_buffer("mask", torch.as_tensor(mask, dtype=dtype, device=device).clone())
         self.user_embedding = nn.Parameter(torch.empty(self.n_users, self.dim, device=device, dtype=dtype))
         self.item_embedding = nn.Parameter(torch.empty(self.n_items, self.id_dim, device=device, dtype=dtype))
-        _normal_(self.user_embedding, init_std, generator)
-        _normal_(self.item_embedding, init_std, generator)
+        normal_(self.user_embedding, init_std, generator)
+        normal_(self.item_embedding, init_std, generator)
         if features.shape[1] == 0 or self.content_dim == 0:      # a pure id model
             self.content_dim, self.convert = 0, None
             self.user_embedding = nn.Parameter(self.user_embedding[:, :self.id_dim].detach().clone())
