@@ -5,7 +5,7 @@ Usage (from the repository root)::
     python benchmarks/eior.py synthetic [--seeds 0 1 2] [--models NAME ...] [--threads 1]
     python benchmarks/eior.py regimes   [--seeds 0 1 2]      # attention vs environment disagreement
     python benchmarks/eior.py movielens [--seeds 0 1 2] [--fusions attention invariant fixed]
-    python benchmarks/eior.py tiktok --seeds 0 --fusions attention [--backbone JSON] [--variants JSON]
+    python benchmarks/eior.py tiktok --seeds 0 1 2 3 4 [--backbone JSON] [--variants JSON] [--resume JSON]
 
 ``synthetic``: :func:`invrec.datasets.make_multimodal_interactions` (300 users x 200 items, training
 environments with spurious strength 3 / 4.5 / 6, OOD test at -3), the backbone and stage settings
@@ -253,7 +253,13 @@ def run_movielens(args):
 
 
 def run_tiktok(args):
-    """EIOR (default fusion) against UltraGCN at its known-good settings, TikTok DiffMM split."""
+    """EIOR against UltraGCN at its known-good settings, TikTok DiffMM split, one run per seed.
+
+    Each seed fits the baseline and every variant with that seed; the summary gives each model's
+    mean NDCG@20, its mean ratio to the same seed's baseline and the seeds where it is at least
+    the baseline's. ``--resume FILE`` reuses the rows of an earlier ``eior_tiktok.json`` (same
+    seed, model name and parameters) instead of refitting them.
+    """
     import protocol
     from invariance import TIKTOK_BACKBONE, TIKTOK_STAGES
 
@@ -270,26 +276,50 @@ def run_tiktok(args):
         f"EIOR {fusion}": {"fusion": fusion} for fusion in args.fusions}
     models = {"UltraGCN (ERM baseline)": (UltraGCNRecommender, {}),
               **{name: (EIORRecommender, {**TIKTOK_STAGES, **params}) for name, params in variants.items()}}
+    done = []
+    if args.resume:
+        done = json.loads(Path(args.resume).read_text())["rows"]
     rows = []
-    for name, (cls, extra) in models.items():
-        model = cls(**backbone, **extra, random_state=args.seeds[0], device="cpu")
-        start = time.perf_counter()
-        model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
-        row = {"model": name, "params": extra if cls is EIORRecommender else {}, **protocol.evaluate(model.recommend(test_users, n=20, exclude=split.valid),
-                                                  split.test), "fit_s": time.perf_counter() - start}
-        if cls is EIORRecommender:
-            row["attention_inv"] = float(model.attention_weights_mean_[0])
-            row["attention_inv_sd_items"] = float(model.attention_weights_[:, 0].std())
-            row["stage_s"] = dict(model.stage_times_)
-        rows.append(row)
-        print(json.dumps(row, default=float), flush=True)
-    lines = [f"TikTok (DiffMM split, validation-selected), seed {args.seeds[0]}, backbone {backbone}.", "",
-             "| model | R@20 | N@20 | N@20 / base | mean a_inv | fit s |", "|---|---|---|---|---|---|"]
+    for seed in args.seeds:
+        for name, (cls, extra) in models.items():
+            params = {**backbone, **extra}
+            old = [r for r in done if r["seed"] == seed and r["model"] == name and r.get("all_params") == params]
+            if old:
+                rows.append(old[0])
+                continue
+            model = cls(**params, random_state=seed, device="cpu")
+            start = time.perf_counter()
+            model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
+            row = {"model": name, "seed": seed, "params": extra if cls is EIORRecommender else {},
+                   "all_params": params,
+                   **protocol.evaluate(model.recommend(test_users, n=20, exclude=split.valid), split.test),
+                   "fit_s": time.perf_counter() - start}
+            if cls is EIORRecommender:
+                row["attention_inv"] = float(model.attention_weights_mean_[0])
+                row["attention_inv_sd_items"] = float(model.attention_weights_[:, 0].std())
+                row["stage_s"] = dict(model.stage_times_)
+            rows.append(row)
+            print(json.dumps(row, default=float), flush=True)
+    base = {r["seed"]: r["ndcg@20"] for r in rows if r["model"] == "UltraGCN (ERM baseline)"}
+    lines = [f"TikTok (DiffMM split, validation-selected), seeds {args.seeds}, backbone {backbone}.", "",
+             "| seed | model | R@20 | N@20 | N@20 / base | mean a_inv | fit s |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | "
-                     f"{r['ndcg@20'] / rows[0]['ndcg@20']:.3f} | {_fmt(r.get('attention_inv'), '.3f')} | "
+        lines.append(f"| {r['seed']} | {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | "
+                     f"{r['ndcg@20'] / base[r['seed']]:.3f} | {_fmt(r.get('attention_inv'), '.3f')} | "
                      f"{r['fit_s']:.0f} |")
-    _write(args, "tiktok", rows, None, "\n".join(lines) + "\n")
+    summary = []
+    for name in models:
+        rs = [r for r in rows if r["model"] == name]
+        ratios = [r["ndcg@20"] / base[r["seed"]] for r in rs]
+        summary.append({"model": name, "n": len(rs), "ndcg@20": float(np.mean([r["ndcg@20"] for r in rs])),
+                        "ndcg@20_sd": float(np.std([r["ndcg@20"] for r in rs])),
+                        "ratio": float(np.mean(ratios)),
+                        "seeds_at_least_base": [r["seed"] for r, q in zip(rs, ratios) if q >= 1.0]})
+    lines += ["", "| model | seeds | mean N@20 (sd) | mean N@20 / base | seeds >= base |", "|---|---|---|---|---|"]
+    for s_ in summary:
+        lines.append(f"| {s_['model']} | {s_['n']} | {s_['ndcg@20']:.4f} ({s_['ndcg@20_sd']:.4f}) | "
+                     f"{s_['ratio']:.3f} | {s_['seeds_at_least_base']} |")
+    _write(args, "tiktok", rows, summary, "\n".join(lines) + "\n")
 
 
 def _write(args, part, rows, summary, markdown):
@@ -315,6 +345,8 @@ def main(argv=None):
                         help="tiktok: JSON overrides of TIKTOK_BACKBONE for every row")
     parser.add_argument("--variants", default=None,
                         help='tiktok: JSON {"row name": {EIOR parameters}} instead of --fusions')
+    parser.add_argument("--resume", default=None,
+                        help="tiktok: an earlier eior_tiktok.json whose matching rows are reused")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
