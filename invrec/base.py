@@ -234,13 +234,16 @@ class BaseRecommender(BaseEstimator):
         self.unseen_items_ = self.item_ids_[~warm]
 
     def _content(self, features, *, reference_items=None, device):
-        """Normalised, mean-filled, concatenated content tensor (and the fill values kept)."""
-        normalised = features.normalize()
-        if not hasattr(self, "_fill_values") or reference_items is not None:
-            self._fill_values = normalised.fill_values("mean", reference_items=reference_items)
-        matrix, slices = normalised.fill_missing(values=self._fill_values).concat()
+        """Normalised, filled (:meth:`_fill`), concatenated content tensor, its slices and availability."""
+        matrix, slices = self._fill(features.normalize(), reference_items).concat()
         availability = torch.as_tensor(features.availability, device=device)
         return torch.as_tensor(matrix, dtype=torch.float32, device=device), slices, availability
+
+    def _fill(self, normalised, reference_items):
+        """Missing rows replaced by the mean of ``reference_items`` (given at fit; kept for later items)."""
+        if not hasattr(self, "_fill_values") or reference_items is not None:
+            self._fill_values = normalised.fill_values("mean", reference_items=reference_items)
+        return normalised.fill_missing(values=self._fill_values)
 
     def _split_validation(self, table, validation_data):
         """Positions of the rows to train on, and the encoded validation rows (or None)."""

@@ -31,6 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from .base import SCORE_K, BaseRecommender, _csr
+from .imputation import CrossModalImputer
 from .metrics import ndcg_at_k
 from .nn import (
     MultimodalContentScorer,
@@ -100,9 +101,12 @@ class MILKRecommender(BaseRecommender):
         Share of the batch's items losing the modality of a missing-modality environment; used by
         "missing" and "cyclic+missing" only. The default is FTMT's share on two modalities: half
         of the test new items lose one of the two, so a quarter lose a given one.
-    missing_fill : {"mean", "zero"}, default="mean"
+    missing_fill : {"mean", "zero", "impute"}, default="mean"
         Value of a missing modality: the mean of the L2-normalised rows of that modality over the
-        training items (the MILK inference rule), or zeros.
+        training items (the MILK inference rule), zeros, or "impute": a ridge prediction from the
+        item's available modalities, one regression per pair of modalities fitted on the
+        training items (:class:`~invrec.imputation.CrossModalImputer`; an invrec extension). The
+        missing-modality environments then replace a lost modality by its imputation too.
     init_std : float, default=0.1
         Standard deviation of the initial user vectors (MILK: 0.1).
     validation_candidates : {"all", "unseen"}, default="all"
@@ -132,6 +136,9 @@ class MILKRecommender(BaseRecommender):
         The trained torch model.
     modalities_ : tuple of str
         Modality order of the extractors and of the environment weights.
+    imputer_ : CrossModalImputer or None
+        The fitted imputation of ``missing_fill="impute"`` (its ``alphas_`` are the penalties
+        chosen per pair of modalities); None otherwise.
     environment_risks_ : ndarray of shape (n_epochs, n_environments)
         Mean BPR risk of each environment per epoch (column 0: the uniform environment; then,
         with cyclic environments, M columns for the Dirichlet draw and its shifts, exchangeable;
@@ -212,18 +219,22 @@ class MILKRecommender(BaseRecommender):
         check_float(self.missing_rate, "missing_rate", maximum=1.0)
         choices = {"negative_pool": ("all", "warm"),
                    "environments": ("cyclic", "missing", "cyclic+missing", "none"),
-                   "missing_fill": ("mean", "zero"), "validation_candidates": ("all", "unseen")}
+                   "missing_fill": ("mean", "zero", "impute"), "validation_candidates": ("all", "unseen")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}; got {getattr(self, name)!r}.")
 
     # ------------------------------------------------------------------ content preparation
-    def _content(self, features, *, reference_items=None, device):
-        """The base preparation (normalise, fill, concatenate), with ``missing_fill`` honoured."""
+    def _fill(self, normalised, reference_items):
+        """Missing rows: ``missing_fill``'s vectors, or the cross-modal imputation of each item."""
         if reference_items is not None or not hasattr(self, "_fill_values"):
-            self._fill_values = features.normalize().fill_values(self.missing_fill,
-                                                                 reference_items=reference_items)
-        return super()._content(features, reference_items=None, device=device)
+            self._fill_values = normalised.fill_values("zero" if self.missing_fill == "zero" else "mean",
+                                                       reference_items=reference_items)
+            self.imputer_ = (CrossModalImputer().fit(normalised, reference_items=reference_items)
+                             if self.missing_fill == "impute" else None)
+        if self.imputer_ is not None:
+            return self.imputer_.transform(normalised)
+        return normalised.fill_missing(values=self._fill_values)
 
     # ------------------------------------------------------------------ training
     def _fit_model(self, data):
@@ -233,6 +244,7 @@ class MILKRecommender(BaseRecommender):
         else:
             self.modalities_ = ()
             slices = None
+            self.imputer_ = None
         self.module_ = MultimodalContentScorer(
             data.n_users, data.features, slices, dim=self.embedding_dim, init_std=self.init_std,
             n_items=data.n_items, generator=data.generator)
@@ -254,7 +266,12 @@ class MILKRecommender(BaseRecommender):
         missing = (self.environments in ("missing", "cyclic+missing") and n_modalities >= 2
                    and module.has_content)
         fill_x = None
-        if missing:
+        imputer = getattr(self, "imputer_", None)
+        if missing and imputer is not None:
+            # Row i, block m: what item i's modality m is imputed to when it is lost.
+            fill_x, _ = imputer.predict(self.item_features_.normalize()).concat()
+            fill_x = torch.as_tensor(fill_x, dtype=data.features.dtype, device=device)  # (n_items, D)
+        elif missing:
             fill_x = torch.cat([torch.as_tensor(self._fill_values[name], dtype=data.features.dtype,
                                                 device=device).reshape(-1)
                                 for name in self.modalities_]).unsqueeze(0)        # (1, D)
@@ -290,14 +307,20 @@ class MILKRecommender(BaseRecommender):
             pos_env, neg_env = pos_mod @ weights.T, neg_mod @ weights.T           # (B, E), (B, N, E)
             if missing:
                 # Environment m: a random share of the items has modality m replaced by its fill.
-                fill_scores = u @ module.extract(fill_x)[0].T                     # (B, M)
+                if len(fill_x) == 1:                                              # one fill per modality
+                    pos_fill = u @ module.extract(fill_x)[0].T                    # (B, M)
+                    neg_fill = pos_fill.unsqueeze(1)
+                else:                                                             # per-item imputation
+                    imputed = module.extract(fill_x.index_select(0, distinct))    # (n_distinct, M, d)
+                    pos_fill = torch.einsum("bd,bmd->bm", u, imputed.index_select(0, where[:n_pos]))
+                    neg_fill = torch.einsum("bd,bnmd->bnm", u, imputed.index_select(0, where[n_pos:]).view(
+                        n_pos, self.n_negatives, n_modalities, -1))
                 masks = sample_missing_masks(n_modalities, len(distinct), self.missing_rate,
                                              generator=generator, device=device)  # (M, n_distinct)
                 pos_mask = masks[:, where[:n_pos]].T                               # (B, M)
                 neg_mask = masks[:, where[n_pos:]].T.reshape(n_pos, self.n_negatives, n_modalities)
-                pos_env = torch.cat([pos_env, missing_environment_scores(pos_mod, fill_scores, pos_mask)], 1)
-                neg_env = torch.cat([neg_env, missing_environment_scores(
-                    neg_mod, fill_scores.unsqueeze(1), neg_mask)], 2)
+                pos_env = torch.cat([pos_env, missing_environment_scores(pos_mod, pos_fill, pos_mask)], 1)
+                neg_env = torch.cat([neg_env, missing_environment_scores(neg_mod, neg_fill, neg_mask)], 2)
             risks = F.softplus(neg_env - pos_env.unsqueeze(1)).mean(dim=(0, 1))   # (E,)
             loss = risks.sum()
             variance = risks.var() if n_env > 1 else risks.new_zeros(())

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from invrec import ItemFeatures
 from invrec.base import FitData
 from invrec.datasets import make_multimodal_interactions
+from invrec.imputation import CrossModalImputer
 from invrec.metrics import make_ranking_scorer
 from invrec.milk import MILKRecommender
 from invrec.model_selection import NewItemSplit
@@ -287,6 +288,48 @@ def test_zero_fill_option(synthetic):
     model = MILKRecommender(**TINY, missing_fill="zero").fit(train, item_features=ftmt)
     assert all(not v.any() for v in model._fill_values.values())
     assert np.isfinite(model.predict(pd.DataFrame({"user": [0] * 100, "item": range(100)}))).all()
+
+
+def test_impute_fill_uses_the_items_other_modality(synthetic):
+    data, train, _, _, new = synthetic
+    warm = np.unique(train["item"])
+    ftmt = data.item_features.with_missing(0.5, items=new["test"], random_state=0)
+    model = MILKRecommender(**TINY, missing_fill="impute").fit(train, item_features=ftmt)
+    assert isinstance(model.imputer_, CrossModalImputer) and MILKRecommender(**TINY).fit(
+        train, item_features=ftmt).imputer_ is None
+    # the imputer is fitted on the training items' normalised rows only
+    reference = CrossModalImputer().fit(ftmt.normalize(), reference_items=warm)
+    for pair, (coef, _) in reference.coefs_.items():
+        np.testing.assert_allclose(model.imputer_.coefs_[pair][0], coef, rtol=1e-6)
+    # a test item without a modality holds its imputation, which differs between items
+    _, slices = ftmt.concat()
+    lost = np.flatnonzero(~ftmt.availability[:, 0])
+    rows = model._item_index.get_indexer(lost)
+    imputed = reference.transform(ftmt.normalize().reindex(lost))
+    name = ftmt.modalities[0]
+    np.testing.assert_allclose(model.module_.features[rows][:, slices[name]].numpy(), imputed[name], rtol=1e-5,
+                               atol=1e-7)
+    assert np.ptp(imputed[name], axis=0).max() > 1e-3
+    # and the same content passed after fitting gets the same scores
+    renamed = ItemFeatures({m: ftmt.reindex(lost)[m] for m in ftmt.modalities}, item_ids=[f"n{i}" for i in lost])
+    after = model.predict(pd.DataFrame({"user": [0] * len(lost), "item": renamed.item_ids}), item_features=renamed)
+    np.testing.assert_allclose(after, model.predict(pd.DataFrame({"user": [0] * len(lost), "item": lost})),
+                               rtol=1e-5)
+
+
+def test_missing_environments_with_exact_imputation_equal_the_uniform_one(synthetic):
+    """When each modality is an exact linear function of the other, losing one costs nothing."""
+    data, train, _, _, _ = synthetic
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(data.item_features.n_items, 3))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)                      # unit rows: normalising keeps
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))                        # b = a q exactly linear
+    feats = ItemFeatures({"a": a, "b": a @ q}, item_ids=data.item_features.item_ids)
+    params = dict(TINY, environments="missing", missing_rate=0.5, max_epochs=15, learning_rate=0.05)
+    exact = MILKRecommender(**params, missing_fill="impute").fit(train, item_features=feats)
+    np.testing.assert_allclose(exact.environment_risks_[:, 1:], exact.environment_risks_[:, [0, 0]], atol=1e-5)
+    mean = MILKRecommender(**params).fit(train, item_features=feats)
+    assert np.abs(mean.environment_risks_[:, 1:] - mean.environment_risks_[:, [0]]).max() > 1e-3   # the mean fill costs
 
 
 def test_new_items_after_fit_match_in_catalog_scores(synthetic):
