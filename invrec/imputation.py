@@ -13,6 +13,7 @@ mean fill, and a strong one much more.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import RidgeCV
 
 __all__ = ["CrossModalImputer"]
@@ -21,7 +22,7 @@ __all__ = ["CrossModalImputer"]
 DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-3.0, 3.5, 0.5))
 
 
-class CrossModalImputer:
+class CrossModalImputer(BaseEstimator):
     """Fill an item's missing modalities with ridge predictions from its available ones.
 
     Parameters
@@ -60,9 +61,6 @@ class CrossModalImputer:
     def __init__(self, alphas=DEFAULT_ALPHAS, min_rows=10):
         self.alphas = alphas
         self.min_rows = min_rows
-
-    def __repr__(self):
-        return f"CrossModalImputer(alphas={len(tuple(self.alphas))} values, min_rows={self.min_rows})"
 
     def fit(self, features, reference_items=None):
         """Fit one regression per ordered pair of modalities on the reference items.
@@ -113,7 +111,7 @@ class CrossModalImputer:
         Returns
         -------
         ItemFeatures
-            Same items and modalities, without NaN.
+            Same items, the fitted modalities, without NaN.
         """
         self._check_fitted(features)
         avail = features.select_modalities(self.modalities_).availability
@@ -138,13 +136,14 @@ class CrossModalImputer:
         Returns
         -------
         ItemFeatures
-            A copy without NaN in the fitted modalities.
+            A copy without NaN in the fitted modalities (others are kept as they are).
         """
         predicted = self.predict(features)
-        avail = features.select_modalities(self.modalities_).availability
+        avail = features.availability
         data = {}
-        for j, name in enumerate(self.modalities_):
-            data[name] = np.where(avail[:, [j]], features[name], predicted[name])
+        for j, name in enumerate(features.modalities):
+            data[name] = (np.where(avail[:, [j]], features[name], predicted[name])
+                          if name in self.modalities_ else features[name])
         return features._new(data, features.item_ids)
 
     def _check_fitted(self, features):

@@ -56,6 +56,12 @@ def test_available_rows_untouched_missing_rows_filled_and_no_source_means_the_me
         np.testing.assert_allclose(empty[name][0], imputer.means_[name], rtol=1e-6)
     # the means are over the available rows only
     np.testing.assert_allclose(imputer.means_["text"], np.nanmean(feats["text"], axis=0), rtol=1e-5)
+    # a modality the imputer was not fitted on passes through unchanged, NaN rows included
+    extra = ItemFeatures({**{m: feats[m] for m in feats.modalities}, "tags": feats["audio"][:, :2]},
+                         item_ids=feats.item_ids)
+    kept = imputer.transform(extra)
+    assert kept.modalities == extra.modalities
+    np.testing.assert_array_equal(kept["tags"], extra["tags"])
 
 
 def test_three_modalities_average_the_predictions_of_the_available_sources():
