@@ -239,8 +239,9 @@ class MILKRecommender(BaseRecommender):
                                                        reference_items=reference_items)
             self.imputer_ = (CrossModalImputer().fit(normalised, reference_items=reference_items)
                              if self.missing_fill == "impute" else None)
-        if self.imputer_ is not None:
-            return self.imputer_.transform(normalised)
+        imputer = getattr(self, "imputer_", None)              # absent in models pickled before it
+        if imputer is not None:
+            return imputer.transform(normalised)
         return normalised.fill_missing(values=self._fill_values)
 
     # ------------------------------------------------------------------ training
