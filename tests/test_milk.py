@@ -360,15 +360,18 @@ def test_single_modality_and_no_features(synthetic):
         mf.recommend([0], items=["x"], item_features=ItemFeatures({"visual": np.ones((1, 3))}, item_ids=["x"]))
 
 
-def test_pickled_model_scores_new_items(synthetic):
+@pytest.mark.parametrize("fill", ["mean", "impute"])
+def test_pickled_model_scores_new_items(synthetic, fill):
     import pickle
 
     data, train, _, _, new = synthetic
-    model = MILKRecommender(**TINY).fit(train, item_features=data.item_features.reindex(np.unique(train["item"])))
+    model = MILKRecommender(**TINY, missing_fill=fill).fit(
+        train, item_features=data.item_features.reindex(np.unique(train["item"])))
     again = pickle.loads(pickle.dumps(model))
+    ftmt = data.item_features.with_missing(0.5, items=new["test"], random_state=0)
     pd.testing.assert_frame_equal(
-        again.recommend([0, 1], n=4, items=new["test"], item_features=data.item_features),
-        model.recommend([0, 1], n=4, items=new["test"], item_features=data.item_features))
+        again.recommend([0, 1], n=4, items=new["test"], item_features=ftmt),
+        model.recommend([0, 1], n=4, items=new["test"], item_features=ftmt))
 
 
 @pytest.mark.parametrize("params, message", [
