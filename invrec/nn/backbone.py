@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .init import normal_
+from .init import normal_, normal_linear_
 
 __all__ = ["UltraGCNScorer", "RegularizationTerms"]
 
@@ -145,10 +145,7 @@ class UltraGCNScorer(nn.Module):
         normal_(self.user_embedding, init_std, generator)
         normal_(self.item_embedding, init_std, generator)
         if self.projection is not None:
-            normal_(self.projection.weight, init_std, generator)
-            if self.projection.bias is not None:
-                with torch.no_grad():
-                    self.projection.bias.zero_()
+            normal_linear_(self.projection, init_std, generator)
 
     @property
     def dim(self):

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .init import normal_
+from .init import normal_, normal_linear_
 
 __all__ = ["ConvertModule", "ConvertScorer", "FUSIONS"]
 
@@ -65,18 +65,13 @@ class ConvertModule(nn.Module):
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}; got {fusion!r}.")
         self.fusion = fusion
-        self.invariant = nn.Linear(n_features, content_dim)
-        normal_(self.invariant.weight, init_std, generator)
-        nn.init.zeros_(self.invariant.bias)
+        self.invariant = normal_linear_(nn.Linear(n_features, content_dim), init_std, generator)
         if fusion != "invariant":
-            self.variant = nn.Linear(n_features, content_dim)
-            normal_(self.variant.weight, init_std, generator)
-            nn.init.zeros_(self.variant.bias)
+            self.variant = normal_linear_(nn.Linear(n_features, content_dim), init_std, generator)
         if fusion == "attention":
             hidden = content_dim if attention_dim is None else int(attention_dim)
-            self.attention = nn.Linear(content_dim, hidden)
-            normal_(self.attention.weight, 1.0 / math.sqrt(content_dim), generator)
-            nn.init.zeros_(self.attention.bias)
+            self.attention = normal_linear_(nn.Linear(content_dim, hidden), 1.0 / math.sqrt(content_dim),
+                                            generator)
             self.query = nn.Parameter(torch.empty(hidden))
             normal_(self.query, 1.0 / math.sqrt(hidden), generator)
         elif fusion == "global":
