@@ -235,10 +235,12 @@ class MILKRecommender(BaseRecommender):
     def _fill(self, normalised, reference_items):
         """Missing rows: ``missing_fill``'s vectors, or the cross-modal imputation of each item."""
         if reference_items is not None or not hasattr(self, "_fill_values"):
-            self._fill_values = normalised.fill_values("zero" if self.missing_fill == "zero" else "mean",
-                                                       reference_items=reference_items)
-            self.imputer_ = (CrossModalImputer().fit(normalised, reference_items=reference_items)
-                             if self.missing_fill == "impute" else None)
+            self.imputer_ = None
+            if self.missing_fill == "impute":
+                self.imputer_ = CrossModalImputer().fit(normalised, reference_items=reference_items)
+                self._fill_values = self.imputer_.means_          # its fill when nothing predicts
+            else:
+                self._fill_values = normalised.fill_values(self.missing_fill, reference_items=reference_items)
         imputer = getattr(self, "imputer_", None)              # absent in models pickled before it
         if imputer is not None:
             return imputer.transform(normalised)
@@ -275,7 +277,8 @@ class MILKRecommender(BaseRecommender):
                    and module.has_content)
         fill_x = None
         imputer = getattr(self, "imputer_", None)
-        if missing and imputer is not None:
+        per_item_fill = missing and imputer is not None
+        if per_item_fill:
             # Row i, block m: what item i's modality m is imputed to when it is lost.
             fill_x, _ = imputer.predict(self.item_features_.normalize()).concat()
             fill_x = torch.as_tensor(fill_x, dtype=data.features.dtype, device=device)  # (n_items, D)
@@ -315,14 +318,14 @@ class MILKRecommender(BaseRecommender):
             pos_env, neg_env = pos_mod @ weights.T, neg_mod @ weights.T           # (B, E), (B, N, E)
             if missing:
                 # Environment m: a random share of the items has modality m replaced by its fill.
-                if len(fill_x) == 1:                                              # one fill per modality
-                    pos_fill = u @ module.extract(fill_x)[0].T                    # (B, M)
-                    neg_fill = pos_fill.unsqueeze(1)
-                else:                                                             # per-item imputation
+                if per_item_fill:                                                 # each item's imputation
                     imputed = module.extract(fill_x.index_select(0, distinct))    # (n_distinct, M, d)
                     pos_fill = torch.einsum("bd,bmd->bm", u, imputed.index_select(0, where[:n_pos]))
                     neg_fill = torch.einsum("bd,bnmd->bnm", u, imputed.index_select(0, where[n_pos:]).view(
                         n_pos, self.n_negatives, n_modalities, -1))
+                else:                                                             # one fill per modality
+                    pos_fill = u @ module.extract(fill_x)[0].T                    # (B, M)
+                    neg_fill = pos_fill.unsqueeze(1)
                 masks = sample_missing_masks(n_modalities, len(distinct), self.missing_rate,
                                              generator=generator, device=device)  # (M, n_distinct)
                 pos_mask = masks[:, where[:n_pos]].T                               # (B, M)
