@@ -3,9 +3,14 @@ missing item modalities."""
 
 __version__ = "0.1.0.dev0"
 
-from .eior import EIORRecommender
+from .baselines import PopularityRecommender, UltraGCNRecommender
+from .eior import EIORRecommender, EIORRegressor
 from .features import ItemFeatures
 from .milk import MILKRecommender
 from .painvrl import PaInvRLRecommender
+from .utils.discovery import all_estimators
 
-__all__ = ["EIORRecommender", "ItemFeatures", "MILKRecommender", "PaInvRLRecommender", "__version__"]
+__all__ = [
+    "EIORRecommender", "EIORRegressor", "ItemFeatures", "MILKRecommender", "PaInvRLRecommender", "PopularityRecommender",
+    "UltraGCNRecommender", "__version__", "all_estimators",
+]

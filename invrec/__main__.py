@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from .datasets import make_multimodal_interactions
 from .metrics import evaluate_ranking
 from .model_selection import train_test_split
+from .utils.discovery import estimator_aliases
 from .utils.ranking import rankings_to_frame, top_k
 
 
@@ -63,13 +64,9 @@ def _demo(args):
 
 
 # ------------------------------------------------------------------ models, datasets, files
-#: Command-line model names -> (module, class) of the estimator they build.
-MODELS = {
-    "popularity": ("invrec.baselines", "PopularityRecommender"),
-    "ultragcn": ("invrec.baselines", "UltraGCNRecommender"),
-    "painvrl": ("invrec.painvrl", "PaInvRLRecommender"),
-    "milk": ("invrec.milk", "MILKRecommender"),
-}
+#: Command-line model names -> the estimator class they build: every estimator of
+#: :func:`invrec.utils.discovery.all_estimators` under its short name (``ultragcn``, ``eior``, ...).
+MODELS = estimator_aliases()
 
 #: Dataset layouts ``evaluate`` and ``fit`` read (``auto`` guesses from the folder's files).
 LAYOUTS = ("auto", "mmrec", "diffmm", "lastfm-2k-mm")
@@ -94,12 +91,10 @@ def make_model(name, params=()):
         If the name is unknown, a parameter is not ``key=value`` or the estimator has no such
         parameter.
     """
-    import importlib
-
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
-    module, cls = MODELS[name]
-    estimator = getattr(importlib.import_module(module), cls)()
+    cls = MODELS[name].__name__
+    estimator = MODELS[name]()
     settings = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -333,8 +328,10 @@ def _recommend(args):
 
 
 def _add_model_arguments(parser):
-    parser.add_argument("--model", default="ultragcn", choices=sorted(MODELS),
-                        help="the estimator (default: ultragcn)")
+    parser.add_argument("--model", default="ultragcn", choices=sorted(MODELS), metavar="NAME",
+                        help="the estimator: " + ", ".join(f"{name} ({cls.__name__})" for name, cls
+                                                           in sorted(MODELS.items()))
+                             + " (default: ultragcn)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="an estimator parameter, repeatable (e.g. --param learning_rate=3e-3)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar over epochs")

@@ -11,7 +11,8 @@ stopping and ``history_``, progress bars, Ctrl-C, and CPU-portable pickling.
 from __future__ import annotations
 
 import copy
-import time
+import functools
+import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -26,7 +27,8 @@ from sklearn.utils import check_random_state
 from .features import ItemFeatures
 from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import train_test_split
-from .nn.sampling import iterate_minibatches
+from .training import EarlyStopping, train_epochs
+from .utils.params import Interval, StrOptions, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame
 from .utils.validation import ITEM, USER, _clean_id_column, check_interactions
 
@@ -60,14 +62,14 @@ def resolve_device(device):
 
 @dataclass
 class FitData:
-    """Encoded training data handed to ``_fit_model``; every tensor lives on ``device``.
+    """Everything a fit works on, prepared once by ``fit``; every tensor lives on ``device``.
 
     Attributes
     ----------
     users, items : LongTensor of shape (n_train,)
         Encoded training interactions (the validation rows carved for early stopping excluded).
-    weights : Tensor of shape (n_train,) or None
-        ``y`` of those rows, when given.
+    targets : Tensor of shape (n_train,) or None
+        ``y`` of those rows, when given: weights for a ranking model, ratings for a regressor.
     n_users, n_items : int
         Sizes of the user index and of the catalog.
     user_degree, item_degree : Tensor of shape (n_users,) / (n_items,)
@@ -82,11 +84,19 @@ class FitData:
     device : torch.device
     generator : torch.Generator
         Seeded generator on ``device`` for every random draw of the fit.
+    validation : tuple of two int ndarrays or None
+        Encoded (user, item) of the held-out rows (known ids only).
+    validation_targets : ndarray or None
+        ``y`` of those rows, when the estimator reads one (a regressor's held-out ratings).
+    environments : ndarray or None
+        Raw environment label of every training row, when the estimator reads them from ``X``.
+    seen : scipy CSR array of shape (n_users, n_items)
+        Training rows.
     """
 
     users: torch.Tensor
     items: torch.Tensor
-    weights: torch.Tensor | None
+    targets: torch.Tensor | None
     n_users: int
     n_items: int
     user_degree: torch.Tensor
@@ -96,8 +106,10 @@ class FitData:
     availability: torch.Tensor | None = None
     device: torch.device = torch.device("cpu")
     generator: torch.Generator | None = None
-    validation: tuple | None = None  # (user_idx ndarray, item_idx ndarray) of held-out rows
-    seen: sp.csr_array | None = None  # training rows as a CSR (n_users, n_items)
+    validation: tuple | None = None
+    validation_targets: np.ndarray | None = None
+    environments: np.ndarray | None = None
+    seen: sp.csr_array | None = None
 
 
 class BaseRecommender(BaseEstimator):
@@ -128,25 +140,67 @@ class BaseRecommender(BaseEstimator):
         tags.requires_fit = True
         return tags
 
-    def _check_params(self):
-        """Validate constructor parameters (subclasses extend it); called at the start of fit."""
-        if self.handle_unknown not in ("error", "ignore"):
-            raise ValueError(f"handle_unknown must be 'error' or 'ignore'; got {self.handle_unknown!r}.")
-        for name in ("max_epochs", "batch_size", "n_iter_no_change"):
-            if hasattr(self, name):
-                _check_positive_int(getattr(self, name), name)
-        if hasattr(self, "validation_fraction"):
-            v = self.validation_fraction
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-                raise ValueError(f"validation_fraction must be a float in (0, 1); got {v!r}.")
-        if hasattr(self, "learning_rate"):
-            lr = self.learning_rate
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-                raise ValueError(f"learning_rate must be a positive float; got {lr!r}.")
+    #: Constraints of the shared parameters (see :mod:`invrec.utils.params`); subclasses add
+    #: theirs, merged down the hierarchy and checked once at the start of ``fit``.
+    _parameter_constraints = {
+        "handle_unknown": [StrOptions({"error", "ignore"})],
+        "max_epochs": [Interval(numbers.Integral, 1, None)],
+        "batch_size": [Interval(numbers.Integral, 1, None)],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None)],
+        "device": ["device"],
+        "random_state": ["random_state"],
+        "verbose": [Interval(numbers.Integral, 0, None), "boolean"],
+    }
+
+    #: Stage parameters whose None means the stage's defaults: parameter name -> factory.
+    _default_stages = {}
+
+    #: Former constructor parameters -> how to spell them now (raised with that hint).
+    _renamed_parameters = {}
+
+    #: The validation metric of early stopping: history key and whether lower is better.
+    _monitor = (f"valid_{SCORE_METRIC}@{SCORE_K}", False)
+
+    def get_params(self, deep=True):
+        """Parameters of the estimator; with ``deep``, those of its stages too.
+
+        A stage parameter left at None (the stage's defaults) still lists the default stage's
+        parameters under the nested spelling (``environments__n_environments``), so a search can
+        reach them.
+        """
+        params = super().get_params(deep=deep)
+        if deep:
+            for name, factory in self._default_stages.items():
+                if params.get(name) is None:
+                    params.update({f"{name}__{key}": value for key, value in factory().get_params().items()})
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; a nested stage setting turns a None stage into its default object first."""
+        for key in params:
+            if key in self._renamed_parameters:
+                raise ValueError(_renamed_message(type(self).__name__, key, self._renamed_parameters[key]))
+        for name, factory in self._default_stages.items():
+            if getattr(self, name, None) is None and any(k.startswith(f"{name}__") for k in params):
+                setattr(self, name, factory())
+        return super().set_params(**params)
+
+    def _stage(self, name):
+        """The stage object of parameter ``name``: the default one when None, None when not a stage."""
+        value = getattr(self, name)
+        if value is None:
+            return self._default_stages[name]()
+        return value if isinstance(value, BaseEstimator) else None
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, item_features=None, validation_data=None):
         """Fit the recommender on observed interactions.
+
+        A fit is atomic: when it fails or is interrupted (Ctrl-C), the estimator is left exactly
+        as it was before the call (still fitted on the previous data, or unfitted).
 
         Parameters
         ----------
@@ -166,13 +220,29 @@ class BaseRecommender(BaseEstimator):
         -------
         self : object
         """
-        self._check_params()
+        validate_parameters(self)
+        previous = dict(self.__dict__)
+        try:
+            self._fit(X, y, item_features, validation_data)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(previous)
+            raise
+        return self
+
+    def _check_target(self, y):
+        """``y`` as weights (finite; some > 0), or None; a regressor reads ratings instead."""
+        if y is None:
+            return None
+        y = _check_weights(y)
+        if not (y > 0).any():
+            raise ValueError("every row of X has y <= 0; there is no interaction to learn from.")
+        return y
+
+    def _fit(self, X, y, item_features, validation_data):
         table, y = check_interactions(X, y)
         features = _as_item_features(item_features)
-        if y is not None:
-            y = _check_weights(y)
-            if not (y > 0).any():
-                raise ValueError("every row of X has y <= 0; there is no interaction to learn from.")
+        y = self._check_target(y)
         self._encode(table, features)  # every user and item of X is known, whatever its weight
         if y is not None:
             keep = y > 0
@@ -182,7 +252,7 @@ class BaseRecommender(BaseEstimator):
         self._seen = _csr(users, items, (self.n_users_, self.n_items_))
         self._set_unseen_items(items)
 
-        train_pos, valid = self._split_validation(table, validation_data)
+        train_pos, valid_pos, valid_table = self._split_validation(table, validation_data)
         device = resolve_device(getattr(self, "device", "cpu"))
         seed = int(check_random_state(getattr(self, "random_state", None)).randint(2**31 - 1))
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -190,7 +260,7 @@ class BaseRecommender(BaseEstimator):
         data = FitData(
             users=torch.as_tensor(tr_users, device=device),
             items=torch.as_tensor(tr_items, device=device),
-            weights=None if y is None else torch.as_tensor(y[train_pos], dtype=torch.float32, device=device),
+            targets=None if y is None else torch.as_tensor(y[train_pos], dtype=torch.float32, device=device),
             n_users=self.n_users_,
             n_items=self.n_items_,
             user_degree=torch.as_tensor(np.bincount(tr_users, minlength=self.n_users_), dtype=torch.float32, device=device),
@@ -198,9 +268,17 @@ class BaseRecommender(BaseEstimator):
             features=None,
             device=device,
             generator=generator,
-            validation=valid,
             seen=_csr(tr_users, tr_items, (self.n_users_, self.n_items_)),
         )
+        if valid_table is not None:
+            u = self._user_index.get_indexer(valid_table[USER])
+            i = self._item_index.get_indexer(valid_table[ITEM])
+            known = (u >= 0) & (i >= 0)
+            data.validation = (u[known], i[known])
+            if valid_pos is not None and y is not None:
+                data.validation_targets = y[valid_pos]
+            self._prepare_validation(data, valid_table, known)
+        self._prepare_fit(data, table, y, train_pos)
         if self.item_features_ is not None:
             data.features, data.feature_slices, data.availability = self._content(
                 self.item_features_, reference_items=self.item_ids_[np.unique(tr_items)], device=device
@@ -210,7 +288,21 @@ class BaseRecommender(BaseEstimator):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self._fit_model(data)
-        return self
+
+    def _prepare_fit(self, data, table, y, train_pos):
+        """Hook: read what the method needs from the training table into ``data`` (no-op here).
+
+        ``table`` is the parsed ``X`` (extra columns kept; rows with ``y <= 0`` dropped), ``y``
+        its checked target (or None) and ``train_pos`` the positions of the rows trained on.
+        Fit-time results go in ``data`` (for example ``data.environments``), not on ``self``.
+        """
+
+    def _prepare_validation(self, data, valid_table, known):
+        """Hook: read what the method needs from the validation rows into ``data`` (no-op here).
+
+        ``valid_table`` is the validation DataFrame (carved from ``X`` or given), ``known`` the mask
+        of its rows whose user and item are known (those in ``data.validation``).
+        """
 
     def _encode(self, table, features):
         """Build the user index and the catalog (feature items first, then new items of X)."""
@@ -246,18 +338,27 @@ class BaseRecommender(BaseEstimator):
         return normalised.fill_missing(values=self._fill_values)
 
     def _split_validation(self, table, validation_data):
-        """Positions of the rows to train on, and the encoded validation rows (or None)."""
+        """Rows to train on, and the validation rows.
+
+        Returns
+        -------
+        train_pos : ndarray
+            Positions in ``table`` of the rows trained on.
+        valid_pos : ndarray or None
+            Positions in ``table`` of the carved validation rows (None when none were carved).
+        valid_table : DataFrame or None
+            The validation rows (carved from ``table``, or ``validation_data`` parsed).
+        """
         all_rows = np.arange(len(table))
         if validation_data is not None:
             valid, _ = check_interactions(validation_data, name="validation_data")
             u = self._user_index.get_indexer(valid[USER])
             i = self._item_index.get_indexer(valid[ITEM])
-            known = (u >= 0) & (i >= 0)
-            if not known.any():
+            if not ((u >= 0) & (i >= 0)).any():
                 raise ValueError("validation_data shares no user and item with X and the catalog.")
-            return all_rows, (u[known], i[known])
+            return all_rows, None, valid
         if not getattr(self, "early_stopping", False):
-            return all_rows, None
+            return all_rows, None, None
         try:
             train, valid = train_test_split(table[[USER, ITEM]], test_size=self.validation_fraction,
                                             by="user", random_state=getattr(self, "random_state", None))
@@ -266,68 +367,34 @@ class BaseRecommender(BaseEstimator):
                 f"early_stopping=True needs a validation share of X, which cannot be carved: {exc} "
                 "Pass validation_data, or set early_stopping=False."
             ) from None
-        return train.index.to_numpy(), (self._user_index.get_indexer(valid[USER]),
-                                        self._item_index.get_indexer(valid[ITEM]))
+        valid_pos = valid.index.to_numpy()
+        return train.index.to_numpy(), valid_pos, table.iloc[valid_pos]
 
     # ------------------------------------------------------------------ training loop
-    def _train_epochs(self, module, optimizer, batch_loss, data, *, n_rows=None):
-        """The shared mini-batch loop: epochs, validation, early stopping, history, Ctrl-C.
+    def _train_epochs(self, module, optimizer, batch_loss, data, *, n_rows=None, stage="final"):
+        """Train ``module`` with the shared loop (:func:`invrec.training.train_epochs`).
 
-        Parameters
-        ----------
-        module : torch.nn.Module
-            The model being trained; its best state (by validation NDCG@20) is restored at the end
-            when ``early_stopping`` is on.
-        optimizer : torch.optim.Optimizer
-        batch_loss : callable
-            ``batch_loss(rows)`` returns the loss of a LongTensor of training-row positions.
-        data : FitData
-        n_rows : int, default=None
-            Number of training rows (``len(data.users)`` when None).
+        The monitored metric is the class's ``_monitor`` (:meth:`_validation_score`), recorded
+        after every epoch when there are validation rows; with ``early_stopping`` the best epoch
+        is restored and training stops after ``n_iter_no_change`` epochs without improvement.
+        ``batch_loss(rows)`` returns the loss of a LongTensor of training-row positions, or
+        ``(loss, logs)`` (see :mod:`invrec.training`).
         """
         n_rows = len(data.users) if n_rows is None else n_rows
-        best, best_state, stale = -np.inf, None, 0
-        epochs = range(1, self.max_epochs + 1)
-        bar = _progress(epochs, self.verbose, type(self).__name__)
+        monitor, lower_is_better = self._monitor
+        early = bool(getattr(self, "early_stopping", False))
+        stopping = EarlyStopping(monitor, lower_is_better=lower_is_better, restore_best=early,
+                                 patience=self.n_iter_no_change if early else None)
+        validate = None if data.validation is None else (lambda: self._validation_score(data))
+        bar = _progress(self.max_epochs, self.verbose, type(self).__name__)
         try:
-            for epoch in bar:
-                start = time.perf_counter()
-                module.train()
-                total = torch.zeros((), device=data.device)
-                for rows in iterate_minibatches(n_rows, self.batch_size, generator=data.generator,
-                                                device=data.device):
-                    loss = batch_loss(rows)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.detach() * len(rows)
-                record = {"epoch": epoch, "train_loss": float(total) / n_rows}
-                record["fit_time"] = time.perf_counter() - start
-                if data.validation is not None:
-                    module.eval()
-                    record[f"valid_{SCORE_METRIC}@{SCORE_K}"] = score = self._validation_score(data)
-                    if score > best:
-                        best, stale = score, 0
-                        best_state = _copy_state(module)
-                        record["best"] = True
-                    else:
-                        stale += 1
-                self.history_.append(record)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix({k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
-                if getattr(self, "early_stopping", False) and stale >= self.n_iter_no_change:
-                    break
-        except KeyboardInterrupt:
-            warnings.warn(
-                f"Training of {type(self).__name__} interrupted after {len(self.history_)} epoch(s); "
-                "the model keeps the best state seen so far.", stacklevel=2,
-            )
+            return train_epochs(module, optimizer, batch_loss, n_rows=n_rows, max_epochs=self.max_epochs,
+                                batch_size=self.batch_size, generator=data.generator, device=data.device,
+                                history=self.history_, stage=stage, validate=validate,
+                                stopping=stopping, progress=bar)
         finally:
-            if hasattr(bar, "close"):
+            if bar is not None:
                 bar.close()
-        if getattr(self, "early_stopping", False) and best_state is not None:
-            module.load_state_dict(best_state)
-        module.eval()
 
     def _validation_score(self, data):
         """NDCG@20 on the validation rows, ranking the catalog with training items excluded."""
@@ -342,31 +409,32 @@ class BaseRecommender(BaseEstimator):
     def _fit_model(self, data):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _score_users(self, users):  # pragma: no cover - abstract
-        """Scores of encoded ``users`` (int array) against every catalog item: a (n, n_items) tensor."""
-        raise NotImplementedError
+    def _score_users(self, users):
+        """Scores of encoded ``users`` (int array) against every catalog item: a (n, n_items) tensor.
+
+        The default asks the trained ``module_`` (its ``score_users``).
+        """
+        return self.module_.score_users(torch.as_tensor(users, device=self._inference_device()))
 
     def _score_pairs(self, users, items):
-        """Scores of encoded (user, item) pairs; subclasses may override with a cheaper path."""
-        out = []
-        step = self._chunk_size()
-        for start in range(0, len(users), step):
-            u, i = users[start:start + step], items[start:start + step]
-            with torch.no_grad():
-                scores = self._score_users(u)
-            out.append(scores[torch.arange(len(u), device=scores.device), torch.as_tensor(i, device=scores.device)])
-        return torch.cat(out) if out else torch.zeros(0)
+        """Scores of encoded (user, item) pairs: the default calls ``module_(users, items)``."""
+        device = self._inference_device()
+        return self.module_(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device))
 
     def _score_new_items(self, users, features):
         """Scores of encoded users against items unknown at fit time, from their content alone.
 
-        ``features`` is the (n_new, d) content tensor prepared like the training content. Models
-        without a content part cannot do this.
+        ``features`` is the (n_new, d) content tensor prepared like the training content. The
+        default asks ``module_.score_new_items``; models without a content part cannot do this.
         """
-        raise ValueError(
-            f"{type(self).__name__} cannot score items unknown at fit time: it has no content "
-            "model. Refit with those items in item_features."
-        )
+        module = getattr(self, "module_", None)
+        if not getattr(module, "has_content", False):
+            raise ValueError(
+                f"{type(self).__name__} cannot score items unknown at fit time: it has no content "
+                "model. Refit with those items in item_features."
+            )
+        device = self._inference_device()
+        return module.score_new_items(torch.as_tensor(users, device=device), features.to(device))
 
     def _chunk_size(self):
         """Users scored at once: about 2**24 scores per chunk."""
@@ -456,7 +524,7 @@ class BaseRecommender(BaseEstimator):
             With ``handle_unknown="ignore"``, unknown users get no rows.
         """
         self._check_fitted()
-        n = _check_positive_int(n, "n")
+        n = check_int(n, "n")
         users, codes, known = self._encode_users(users)
         users, codes = users[known], codes[known]
         candidates, new_ids, new_content = self._candidates(items, item_features)
@@ -600,10 +668,23 @@ class BaseRecommender(BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
+def reject_renamed(init):
+    """Decorate an ``__init__``: a former parameter (``_renamed_parameters``) raises a TypeError
+    naming its new spelling. The signature seen by scikit-learn stays the real one."""
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        renamed = type(self)._renamed_parameters
+        for key in kwargs:
+            if key in renamed:
+                raise TypeError(_renamed_message(type(self).__name__, key, renamed[key]))
+        return init(self, *args, **kwargs)
+
+    return checked
+
+
+def _renamed_message(owner, key, hint):
+    return f"{owner} has no parameter {key!r} any more: {hint}."
 
 
 def _as_ids(values):
@@ -646,13 +727,10 @@ def _csr(rows, cols, shape):
     return out
 
 
-def _copy_state(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _progress(iterable, verbose, name):
+def _progress(total, verbose, name):
+    """A tqdm bar over ``total`` epochs when ``verbose``, else None."""
     if not verbose:
-        return iterable
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=f"{name} epochs", unit="epoch", leave=True)
+    return tqdm(total=total, desc=f"{name} epochs", unit="epoch", leave=True)

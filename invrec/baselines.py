@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+import numbers
+
 import torch
 
 from .base import BaseRecommender
@@ -23,7 +24,7 @@ from .nn import (
     sample_negatives,
     ultragcn_loss,
 )
-from .utils.validation import check_float, check_int
+from .utils.params import Interval, RealTuple, StrOptions
 
 __all__ = ["PopularityRecommender", "UltraGCNRecommender"]
 
@@ -62,12 +63,15 @@ class PopularityRecommender(BaseRecommender):
         self.handle_unknown = handle_unknown
 
     def _fit_model(self, data):
-        weights = data.weights if data.weights is not None else torch.ones_like(data.items, dtype=torch.float32)
+        weights = data.targets if data.targets is not None else torch.ones_like(data.items, dtype=torch.float32)
         counts = torch.zeros(data.n_items, device=data.device).index_add_(0, data.items, weights)
         self.popularity_ = counts.cpu().numpy()
 
     def _score_users(self, users):
         return torch.as_tensor(self.popularity_).expand(len(users), -1)
+
+    def _score_pairs(self, users, items):
+        return torch.as_tensor(self.popularity_)[torch.as_tensor(items)]
 
     def _score_new_items(self, users, features):
         return torch.zeros(len(users), len(features))
@@ -188,6 +192,21 @@ class UltraGCNRecommender(BaseRecommender):
     (3, 4)
     """
 
+    _parameter_constraints = {
+        "embedding_dim": [Interval(numbers.Integral, 1, None)],
+        "content_dim": [Interval(numbers.Integral, 0, None)],
+        "n_negatives": [Interval(numbers.Integral, 1, None)],
+        "negative_sampling": [StrOptions({"shared", "per_positive"})],
+        "negative_group_size": [None, Interval(numbers.Integral, 1, None)],
+        "loss_weights": [RealTuple(4, minimum=0)],
+        "l2_embedding": [Interval(numbers.Real, 0, None)],
+        "l2_content": [Interval(numbers.Real, 0, None)],
+        "item_l2_ratio": [Interval(numbers.Real, 0, None)],
+        "item_item_weight": [Interval(numbers.Real, 0, None)],
+        "n_item_neighbors": [Interval(numbers.Integral, 1, None)],
+        "init_std": [Interval(numbers.Real, 0, None)],
+    }
+
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
                  learning_rate=1e-2, n_negatives=50, negative_sampling="shared",
                  negative_group_size=None,
@@ -217,21 +236,6 @@ class UltraGCNRecommender(BaseRecommender):
         self.random_state = random_state
         self.verbose = verbose
         self.handle_unknown = handle_unknown
-
-    def _check_params(self):
-        super()._check_params()
-        for name in ("embedding_dim", "content_dim", "n_negatives", "n_item_neighbors"):
-            check_int(getattr(self, name), name, minimum=0 if name == "content_dim" else 1)
-        if self.negative_sampling not in ("shared", "per_positive"):
-            raise ValueError(
-                f"negative_sampling must be 'shared' or 'per_positive'; got {self.negative_sampling!r}."
-            )
-        if self.negative_group_size is not None:
-            check_int(self.negative_group_size, "negative_group_size")
-        if len(tuple(self.loss_weights)) != 4:
-            raise ValueError(f"loss_weights must be 4 floats (w1, w2, w3, w4); got {self.loss_weights!r}.")
-        for name in ("l2_embedding", "l2_content", "item_l2_ratio", "item_item_weight", "init_std"):
-            check_float(getattr(self, name), name)
 
     # ------------------------------------------------------------------ training
     def _fit_model(self, data):
@@ -274,18 +278,3 @@ class UltraGCNRecommender(BaseRecommender):
             return loss
 
         return objective
-
-    # ------------------------------------------------------------------ scoring
-    def _score_users(self, users):
-        module = self.module_
-        return module.score_users(torch.as_tensor(users, device=self._inference_device()))
-
-    def _score_pairs(self, users, items):
-        device = self._inference_device()
-        return self.module_(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device))
-
-    def _score_new_items(self, users, features):
-        module = self.module_
-        u = module.user_vectors(torch.as_tensor(users, device=self._inference_device()))
-        content = module.projection(features) if module.projection is not None else features[:, :0]
-        return u[:, module.id_dim:] @ content.T

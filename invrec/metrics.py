@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from invrec.utils.params import check_int
 from invrec.utils.validation import ITEM, USER, check_interactions
 
 __all__ = [
@@ -70,15 +71,6 @@ RANK = "rank"
 # --------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------
-
-
-def _check_k(k, name="k"):
-    """Return ``k`` as a Python int after checking it is a positive integer."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
-        raise ValueError(f"{name} must be a positive int (the length of the cut-off); got {k!r}.")
-    if k <= 0:
-        raise ValueError(f"{name} must be a positive int; got {k}. Use k >= 1.")
-    return int(k)
 
 
 def _check_rankings(rankings):
@@ -303,7 +295,7 @@ def _reduce(per_user, n_relevant, average):
 
 def _array_metric(name, rankings, relevant, k, average):
     """Validate the inputs, build the hit matrix and apply one formula."""
-    k = _check_k(k)
+    k = check_int(k, "k")
     rankings = _check_rankings(rankings)
     rel = _relevant_to_csr(relevant, rankings.shape[0])
     hits, n_relevant = _hit_matrix(rankings, rel, k)
@@ -445,11 +437,11 @@ def _check_metric_names(metrics):
 def _check_ks(k):
     """Return the cut-offs as a tuple of positive ints, duplicates removed."""
     if isinstance(k, (str, bytes, numbers.Number)) or not hasattr(k, "__iter__"):
-        return (_check_k(k),)
+        return (check_int(k, "k"),)
     ks = tuple(k)
     if not ks:
         raise ValueError("k is empty; pass a positive int or a sequence of positive ints.")
-    return tuple(dict.fromkeys(_check_k(v) for v in ks))
+    return tuple(dict.fromkeys(check_int(v, "k") for v in ks))
 
 
 def _check_recommendations(recommendations):
@@ -673,7 +665,7 @@ class RankingScorer:
                 f"metric must be one metric name among {list(METRIC_NAMES)}; got {metric!r}."
             )
         self.metric = _check_metric_names(metric)[0]
-        self.k = _check_k(k)
+        self.k = check_int(k, "k")
         self.candidates = _check_candidates(candidates)
         if not isinstance(exclude_seen, (bool, np.bool_)):
             raise ValueError(f"exclude_seen must be True or False; got {exclude_seen!r}.")

@@ -43,7 +43,7 @@ from .nn import (
 )
 from .nn.mixup import missing_environment_scores, sample_missing_masks
 from .utils.ranking import chunked_top_k
-from .utils.validation import check_float, check_int
+from .utils.params import Interval, StrOptions
 
 __all__ = ["MILKRecommender"]
 
@@ -185,6 +185,21 @@ class MILKRecommender(BaseRecommender):
     ((3, 4), True)
     """
 
+    _parameter_constraints = {
+        "embedding_dim": [Interval(numbers.Integral, 1, None)],
+        "n_negatives": [Interval(numbers.Integral, 1, None)],
+        "negative_pool": [StrOptions({"all", "warm"})],
+        "l2_embedding": [Interval(numbers.Real, 0, None)],
+        "alignment_weight": [Interval(numbers.Real, 0, None)],
+        "invariance_weight": [Interval(numbers.Real, 0, None)],
+        "dirichlet_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
+        "environments": [StrOptions({"cyclic", "missing", "cyclic+missing", "none"})],
+        "missing_rate": [Interval(numbers.Real, 0, 1)],
+        "missing_fill": [StrOptions({"mean", "zero", "impute"})],
+        "init_std": [Interval(numbers.Real, 0, None)],
+        "validation_candidates": [StrOptions({"all", "unseen"})],
+    }
+
     def __init__(self, *, embedding_dim=64, max_epochs=1000, batch_size=2048, learning_rate=1e-3,
                  n_negatives=1, negative_pool="all", l2_embedding=1e-4, alignment_weight=0.05,
                  invariance_weight=50.0, dirichlet_alpha=0.1, environments="cyclic",
@@ -214,23 +229,6 @@ class MILKRecommender(BaseRecommender):
         self.verbose = verbose
         self.handle_unknown = handle_unknown
 
-    def _check_params(self):
-        super()._check_params()
-        for name in ("embedding_dim", "n_negatives"):
-            check_int(getattr(self, name), name)
-        for name in ("l2_embedding", "alignment_weight", "invariance_weight", "init_std"):
-            check_float(getattr(self, name), name)
-        alpha = self.dirichlet_alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < np.inf:
-            raise ValueError(f"dirichlet_alpha must be a positive float; got {alpha!r}.")
-        check_float(self.missing_rate, "missing_rate", maximum=1.0)
-        choices = {"negative_pool": ("all", "warm"),
-                   "environments": ("cyclic", "missing", "cyclic+missing", "none"),
-                   "missing_fill": ("mean", "zero", "impute"), "validation_candidates": ("all", "unseen")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}; got {getattr(self, name)!r}.")
-
     # ------------------------------------------------------------------ content preparation
     def _fill(self, normalised, reference_items):
         """Missing rows: ``missing_fill``'s vectors, or the cross-modal imputation of each item."""
@@ -259,17 +257,13 @@ class MILKRecommender(BaseRecommender):
             data.n_users, data.features, slices, dim=self.embedding_dim, init_std=self.init_std,
             n_items=data.n_items, generator=data.generator)
         optimizer = make_adam(self.module_.parameters(), self.learning_rate)
-        objective, diagnostics = self._batch_objective(self.module_, data)
-        self._train_epochs(self.module_, optimizer, objective, data)
-        risks = diagnostics["epochs"]
-        for record, epoch in zip(self.history_, risks):
-            record.update(epoch)
-        n_env = len(risks[0]["environment_risks"]) if risks else 0
-        self.environment_risks_ = np.array([e["environment_risks"] for e in risks[:len(self.history_)]],
-                                           dtype=float).reshape(-1, n_env)
+        self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)
+        risks = [record["environment_risks"] for record in self.history_]
+        n_env = len(risks[0]) if risks else 0
+        self.environment_risks_ = np.array(risks, dtype=float).reshape(-1, n_env)
 
     def _batch_objective(self, module, data):
-        """The loss of a batch of training rows, and the per-epoch diagnostics it fills."""
+        """The loss of a batch of training rows and its terms (logged per epoch by the loop)."""
         device, generator = data.device, data.generator
         n_modalities = module.n_modalities
         cyclic = self.environments in ("cyclic", "cyclic+missing") and n_modalities >= 2
@@ -295,10 +289,6 @@ class MILKRecommender(BaseRecommender):
         uniform = torch.full((1, n_modalities), 1.0 / n_modalities, device=device)
         n_rows = len(data.users)
         n_env = 1 + (n_modalities if cyclic else 0) + (n_modalities if missing else 0)
-        diagnostics = {"epochs": []}
-        running = {"rows": 0, "risks": torch.zeros(n_env, device=device),
-                   "variance": torch.zeros((), device=device), "alignment": torch.zeros((), device=device)}
-
         def objective(rows):
             users, pos = data.users[rows], data.items[rows]
             n_pos = len(rows)
@@ -349,23 +339,9 @@ class MILKRecommender(BaseRecommender):
                          + MultimodalContentScorer.fuse(neg_vec.flatten(0, 1)).square().sum(1)
                          .view(n_pos, -1).mean(1))
                 loss = loss + self.l2_embedding * norms.mean()
-            # Diagnostics: row-weighted sums, flushed into one record per epoch.
-            running["risks"] += risks.detach() * n_pos
-            running["variance"] += variance.detach() * n_pos
-            running["alignment"] += alignment.detach() * n_pos
-            running["rows"] += n_pos
-            if running["rows"] >= n_rows:
-                diagnostics["epochs"].append({
-                    "environment_risks": (running["risks"] / n_rows).tolist(),
-                    "risk_variance": float(running["variance"] / n_rows),
-                    "alignment": float(running["alignment"] / n_rows),
-                })
-                running["rows"] = 0
-                for key in ("risks", "variance", "alignment"):
-                    running[key] = torch.zeros_like(running[key])
-            return loss
+            return loss, {"environment_risks": risks, "risk_variance": variance, "alignment": alignment}
 
-        return objective, diagnostics
+        return objective
 
     def _validation_score(self, data):
         """Validation NDCG@20; with ``validation_candidates="unseen"`` among new items only."""
@@ -383,17 +359,3 @@ class MILKRecommender(BaseRecommender):
         rankings, _ = chunked_top_k(self._score_users, order, SCORE_K, exclude=data.seen,
                                     candidates=candidates, chunk_size=self._chunk_size())
         return ndcg_at_k(rankings, relevant, SCORE_K)
-
-    # ------------------------------------------------------------------ scoring
-    def _score_users(self, users):
-        return self.module_.score_users(torch.as_tensor(users, device=self._inference_device()))
-
-    def _score_pairs(self, users, items):
-        device = self._inference_device()
-        return self.module_(torch.as_tensor(users, device=device), torch.as_tensor(items, device=device))
-
-    def _score_new_items(self, users, features):
-        if not self.module_.has_content:
-            return super()._score_new_items(users, features)
-        users = torch.as_tensor(users, device=self._inference_device())
-        return self.module_.score_content(users, features.to(self._inference_device()))

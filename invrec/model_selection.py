@@ -24,14 +24,14 @@ between calls).
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import _safe_indexing
 
-from invrec.utils.validation import ITEM, USER, check_fraction, check_interactions, check_rng
+from invrec.utils.params import check_fraction, check_int
+from invrec.utils.validation import ITEM, USER, check_interactions, check_rng
 
 __all__ = [
     "train_test_split",
@@ -55,14 +55,6 @@ def _round_half_up(values):
     A tiny tolerance absorbs float error so that, e.g., ``0.7 * 5`` rounds like 3.5.
     """
     return np.floor(np.asarray(values, dtype=np.float64) + 0.5 + 1e-9).astype(np.int64)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _codes(column):
@@ -338,9 +330,9 @@ class PerUserHoldout(_InteractionSplitter):
 
     def _check_params(self):
         if self.test_size is None:
-            n_splits = _check_int(self.n_splits, "n_splits", 2)
+            n_splits = check_int(self.n_splits, "n_splits", 2)
             return n_splits, None
-        n_splits = _check_int(self.n_splits, "n_splits", 1)
+        n_splits = check_int(self.n_splits, "n_splits", 1)
         test_size = check_fraction(self.test_size, "test_size")
         return n_splits, test_size
 
@@ -447,7 +439,7 @@ class LeaveLastOut(_InteractionSplitter):
         train, test : ndarray of int64
             Ascending row positions.
         """
-        n_last = _check_int(self.n_last, "n_last", 1)
+        n_last = check_int(self.n_last, "n_last", 1)
         table, _ = check_interactions(X)
         times = _check_time_column(
             table, self.time_column,
@@ -512,7 +504,7 @@ class NewItemSplit(_InteractionSplitter):
 
     def _check_params(self):
         test_size = check_fraction(self.test_size, "test_size")
-        n_splits = _check_int(self.n_splits, "n_splits", 1)
+        n_splits = check_int(self.n_splits, "n_splits", 1)
         if not isinstance(self.validation, (bool, np.bool_)):
             raise TypeError(f"validation must be True or False; got {self.validation!r}.")
         return test_size, n_splits
@@ -569,7 +561,7 @@ class NewItemSplit(_InteractionSplitter):
             (``validation`` is empty when ``validation=False``). MILK ranks among these items.
         """
         items, _, blocks = self._draws(X)
-        fold = _check_int(fold, "fold", 0)
+        fold = check_int(fold, "fold", 0)
         if fold >= len(blocks):
             raise ValueError(f"fold must be in 0..{len(blocks) - 1}; got {fold}.")
         val, test = blocks[fold]

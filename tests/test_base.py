@@ -67,10 +67,10 @@ def test_carved_validation_and_too_small_data(data):
     with pytest.raises(ValueError, match="early_stopping=True needs a validation share"):
         UltraGCNRecommender(**SMALL).fit(tiny)
     assert UltraGCNRecommender(**SMALL, early_stopping=False).fit(tiny).history_[0].keys() == {
-        "epoch", "train_loss", "fit_time"}
+        "stage", "epoch", "train_loss", "fit_time"}
 
 
-def test_keyboard_interrupt_keeps_best_model(data):
+def test_keyboard_interrupt_propagates_and_keeps_the_previous_model(data):
     bunch, train, valid = data
 
     class Interrupted(UltraGCNRecommender):
@@ -80,16 +80,18 @@ def test_keyboard_interrupt_keeps_best_model(data):
 
             def objective(rows):
                 calls["n"] += 1
-                if calls["n"] > 6:
+                if calls["n"] > 6 and self.max_epochs == 5:
                     raise KeyboardInterrupt
                 return inner(rows)
             return objective
 
-    model = Interrupted(**SMALL)
-    with pytest.warns(UserWarning, match="interrupted after"):
+    model = Interrupted(**SMALL).fit(train, item_features=bunch.item_features, validation_data=valid)
+    before = model.predict(valid), [dict(r) for r in model.history_], model.module_
+    model.set_params(max_epochs=5)
+    with pytest.raises(KeyboardInterrupt):
         model.fit(train, item_features=bunch.item_features, validation_data=valid)
-    assert 1 <= len(model.history_) < SMALL["max_epochs"]
-    assert model.score(valid) == pytest.approx(max(h["valid_ndcg@20"] for h in model.history_))
+    assert model.module_ is before[2] and model.history_ == before[1]
+    np.testing.assert_array_equal(model.predict(valid), before[0])
 
 
 def test_verbose_progress_bar(data, capsys):

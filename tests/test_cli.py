@@ -180,3 +180,31 @@ def test_evaluate_matches_the_benchmark_runner(shared_data, monkeypatch):
     for metric in ("recall@10", "recall@20", "ndcg@10", "ndcg@20"):
         assert table.loc["all", metric] == pytest.approx(bench[metric], rel=1e-9), metric
     assert bench["ndcg@20"] > 0.05  # a trained model, not two empty rankings that agree
+
+
+# ---------------------------------------------------------------- --model names
+def test_model_names_are_the_discovered_estimators():
+    from invrec.__main__ import MODELS, build_parser
+    from invrec.utils.discovery import all_estimators, estimator_aliases
+
+    assert MODELS == estimator_aliases()
+    assert set(MODELS.values()) == {cls for _, cls in all_estimators()}
+    assert {"popularity", "ultragcn", "painvrl", "milk", "eior"} <= set(MODELS)  # old names kept
+    for name in MODELS:
+        args = build_parser().parse_args(["fit", "--model", name, "-o", "m.joblib"])
+        assert args.model == name and type(make_model(name)) is MODELS[name]
+
+
+def test_fit_eior_from_the_command_line(tmp_path, capsys):
+    _write_mmrec(tmp_path / "tiny")
+    model_file = tmp_path / "eior.joblib"
+    tiny = ["max_epochs=2", "embedding_dim=4", "content_dim=4", "n_negatives=2", "n_outer_iter=1", "random_state=0"]
+    argv = ["fit", str(tmp_path / "tiny"), "--model", "eior", "-o", str(model_file)]
+    assert main(argv + [arg for p in tiny for arg in ("--param", p)]) == 0
+    assert "fitted EIORRecommender" in capsys.readouterr().out
+    model = load_model(model_file)
+    assert type(model).__name__ == "EIORRecommender" and model.n_outer_iter == 1
+    assert model.recommend([0, 3], n=3).groupby("user").size().to_dict() == {0: 3, 3: 3}
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--model", "no-such-model", "-o", str(model_file)])
+    assert exc.value.code == 2 and "eior" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The contract every invrec estimator keeps, run on every estimator (add new ones to ESTIMATORS).
+"""The contract every invrec estimator keeps, run on every estimator (add new ones to _configurations).
 
 sklearn's own estimator checks run with the few expected failures an id-based recommender must
 have; then the recommender-specific promises: clone, params, pickling, reproducibility, string ids,
@@ -19,33 +19,62 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
-from invrec.eior import EIORRecommender
+from invrec.eior import EIORRecommender, EIORRegressor
+from invrec.invariance import EnvironmentInference, MaskLearning
 from invrec.datasets import make_multimodal_interactions
 from invrec.metrics import make_ranking_scorer
 from invrec.milk import MILKRecommender
 from invrec.painvrl import PaInvRLRecommender
 from invrec.model_selection import PerUserHoldout, train_test_split
+from invrec.utils.discovery import all_estimators
 
 TINY_TRAINING = dict(max_epochs=3, batch_size=64, embedding_dim=4, content_dim=4, n_negatives=4)
 
 
-def _estimators():
-    """One tiny instance of every estimator: (instance, name of a parameter worth searching)."""
-    return [
-        (PopularityRecommender(), None),
-        (UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim"),
-        (PaInvRLRecommender(**TINY_TRAINING, n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1, random_state=0), "embedding_dim"),
-        (MILKRecommender(max_epochs=3, batch_size=64, embedding_dim=4, random_state=0), "embedding_dim"),
-        *[(EIORRecommender(**TINY_TRAINING, feedback=mode, n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1, random_state=0), "embedding_dim") for mode in ("implicit", "explicit")],
-    ]
+def _stages(weighting="mgda"):
+    """Tiny stage objects (fresh ones for every estimator: they are parameters, not shared)."""
+    return dict(environments=EnvironmentInference(2, max_rounds=1, epochs=1), n_outer_iter=1,
+                mask=MaskLearning(epochs=1, weighting=weighting))
 
 
-ESTIMATORS = [est for est, _ in _estimators()]
+def _without(params, *names):
+    return {k: v for k, v in params.items() if k not in names}
+
+
+def _configurations():
+    """Tiny instances of every estimator, by class name: [(instance, a parameter worth searching)].
+
+    Every class of ``all_estimators()`` needs an entry (``test_every_estimator_is_covered``).
+    """
+    return {
+        "PopularityRecommender": [(PopularityRecommender(), None)],
+        "UltraGCNRecommender": [(UltraGCNRecommender(**TINY_TRAINING, random_state=0), "embedding_dim")],
+        "PaInvRLRecommender": [(PaInvRLRecommender(**TINY_TRAINING, **_stages(), random_state=0), "embedding_dim")],
+        "MILKRecommender": [(MILKRecommender(max_epochs=3, batch_size=64, embedding_dim=4, random_state=0), "embedding_dim")],
+        "EIORRecommender": [(EIORRecommender(**TINY_TRAINING, **_stages(0.5), random_state=0), "embedding_dim")],
+        "EIORRegressor": [(EIORRegressor(**_without(TINY_TRAINING, "n_negatives"), **_stages(0.5), random_state=0), "embedding_dim")],
+    }
+
+
+CONFIGURATIONS = _configurations()
+ESTIMATORS = [est for configs in CONFIGURATIONS.values() for est, _ in configs]
 # sklearn's checks fit on a few rows per user, too few to carve a validation share from.
 CHECK_ESTIMATORS = [clone(est).set_params(early_stopping=False) if "early_stopping" in est.get_params()
                     else clone(est) for est in ESTIMATORS]
-SEARCH_PARAM = {type(est).__name__: param for est, param in _estimators()}
+SEARCH_PARAM = {name: param for name, configs in CONFIGURATIONS.items() for _, param in configs}
 IDS = [type(est).__name__ for est in ESTIMATORS]
+
+
+def test_every_estimator_is_covered():
+    """The configurations are exactly invrec's estimators: a new one cannot be forgotten here."""
+    discovered = dict(all_estimators())
+    assert set(CONFIGURATIONS) == set(discovered), (
+        f"missing from _configurations(): {sorted(set(discovered) - set(CONFIGURATIONS))}; "
+        f"not an invrec estimator: {sorted(set(CONFIGURATIONS) - set(discovered))}")
+    for name, configs in CONFIGURATIONS.items():
+        assert configs and all(type(est) is discovered[name] for est, _ in configs), name
+    assert {type(est) for est in ESTIMATORS} == set(discovered.values())
+
 
 # Why each sklearn check cannot pass for a recommender whose X is a table of (user, item) ids.
 # sklearn's generic data has 1, 3 or more columns of features; ours has exactly (user, item).
@@ -90,8 +119,8 @@ def estimator(request):
 
 
 def _y(est, X):
-    """Ratings 1-5 as y for an estimator fitted on explicit ratings, None for the others."""
-    return 1.0 + np.arange(len(X)) % 5 if getattr(est, "feedback", None) == "explicit" else None
+    """Ratings 1-5 as y for an estimator that needs a target (a rating regressor), None for the others."""
+    return 1.0 + np.arange(len(X)) % 5 if est.__sklearn_tags__().target_tags.required else None
 
 
 def _fit(est, data, X=None):
@@ -100,12 +129,17 @@ def _fit(est, data, X=None):
     return est.fit(X, _y(est, X), item_features=bunch.item_features)
 
 
+def _comparable(params):
+    """Nested stage objects compared by their own parameters (clone makes new ones)."""
+    return {k: (type(v), v.get_params()) if hasattr(v, "get_params") else v for k, v in params.items()}
+
+
 def test_clone_and_params_round_trip(estimator):
     params = estimator.get_params()
     again = clone(estimator)
-    assert again.get_params() == params
+    assert _comparable(again.get_params()) == _comparable(params)
     estimator.set_params(**params)
-    assert estimator.get_params() == params
+    assert _comparable(estimator.get_params()) == _comparable(params)
     with pytest.raises(ValueError):
         estimator.set_params(no_such_parameter=1)
 

@@ -1,18 +1,23 @@
-"""EIORRecommender: its promises on tiny cases (attention weights, ablations, both feedback modes)."""
+"""EIORRecommender and EIORRegressor: their promises on tiny cases (attention weights, ablations,
+implicit feedback and explicit ratings)."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 
 from invrec import ItemFeatures
 from invrec.datasets import make_multimodal_interactions
-from invrec.eior import EIORRecommender, EIORScorer
+from invrec.eior import EIORRecommender, EIORRegressor, EIORScorer
+from invrec.invariance import EnvironmentInference, MaskLearning
 
-STAGES = dict(n_environments=2, n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=2,
-              mask_learning_rate=1e-2)
+STAGES = dict(environments=EnvironmentInference(2, max_rounds=1, epochs=1), n_outer_iter=1,
+              mask=MaskLearning(epochs=2, learning_rate=1e-2, weighting=0.5))
 TINY = dict(embedding_dim=8, content_dim=8, batch_size=128, learning_rate=1e-2, n_negatives=8,
             max_epochs=15, early_stopping=False, random_state=0, device="cpu", **STAGES)
+#: The regressor has no negatives.
+TINY_RATINGS = {k: v for k, v in TINY.items() if k != "n_negatives"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,7 @@ def test_diagnostics_come_from_the_shared_stages(fitted, synthetic):
     env = fitted.environments_
     assert list(env.columns) == ["user", "item", "environment"]
     assert len(env) == len(synthetic.interactions) and set(env["environment"]) <= {0, 1}
-    # no Pareto weighting: the mask stage's ERM share is the fixed mask_erm_weight
+    # no Pareto weighting: the mask stage's ERM share is the fixed MaskLearning(weighting=0.5)
     assert len(fitted.pareto_weights_) > 0 and np.allclose(fitted.pareto_weights_, 0.5)
 
 
@@ -147,8 +152,8 @@ def test_explicit_mode_predicts_on_the_scale_and_beats_the_bias_baseline():
     n_train = int(0.8 * len(table))
     train, test = table.iloc[:n_train], table.iloc[n_train:].reset_index(drop=True)
     y_train, y_test = ratings[:n_train], ratings[n_train:]
-    model = EIORRecommender(**{**TINY, "max_epochs": 40, "learning_rate": 3e-2}, feedback="explicit",
-                            l2_embedding=1e-4, l2_content=1e-4)
+    model = EIORRegressor(**{**TINY_RATINGS, "max_epochs": 40, "learning_rate": 3e-2},
+                          l2_embedding=1e-4, l2_content=1e-4)
     model.fit(train, y_train, item_features=features)
     pred = model.predict(test)
     assert model.rating_scale_.low == 1.0 and model.rating_scale_.high == 5.0
@@ -167,33 +172,43 @@ def test_explicit_mode_predicts_on_the_scale_and_beats_the_bias_baseline():
 
 def test_explicit_mode_early_stops_on_validation_rmse():
     table, ratings, features = _block_ratings(n_users=20, n_items=20)
-    model = EIORRecommender(**{**TINY, "max_epochs": 4, "early_stopping": True}, feedback="explicit")
+    model = EIORRegressor(**{**TINY_RATINGS, "max_epochs": 4, "early_stopping": True})
     model.fit(table, ratings, item_features=features)
     final = [r for r in model.history_ if r["stage"] == "final"]
-    assert all("valid_neg_rmse" in r and "valid_ndcg@20" not in r for r in final)
-    assert all(-5 <= r["valid_neg_rmse"] <= 0 for r in final)
+    assert all("valid_rmse" in r and "valid_ndcg@20" not in r for r in final)
+    assert all(0 <= r["valid_rmse"] <= 5 for r in final)
+    best = min(r["valid_rmse"] for r in final)      # lower is better: the best epoch is the lowest
+    assert [r["valid_rmse"] for r in final if r.get("best")][-1] == best
     valid = table.iloc[:50].assign(rating=ratings[:50])
     model.fit(table, ratings, item_features=features, validation_data=valid)
-    assert "valid_neg_rmse" in model.history_[-1]
+    assert "valid_rmse" in model.history_[-1]
 
 
 def test_explicit_mode_errors_name_the_fix():
     table, ratings, features = _block_ratings(n_users=6, n_items=6)
-    model = EIORRecommender(**TINY, feedback="explicit")
-    with pytest.raises(ValueError, match="needs the ratings as y"):
+    model = EIORRegressor(**TINY_RATINGS)
+    with pytest.raises(ValueError, match="requires y to be passed"):
         model.fit(table, item_features=features)
     with pytest.raises(ValueError, match="'rating' column"):
         model.fit(table, ratings, item_features=features, validation_data=table)
 
 
-@pytest.mark.parametrize("param, value", [("feedback", "stars"), ("fusion", "mean"),
+@pytest.mark.parametrize("param, value", [("fusion", "mean"),
                                           ("fusion_objective", "sum"), ("w_irm", -1.0),
-                                          ("mask_erm_weight", 1.5), ("self_attention", "yes"),
+                                          ("mask__weighting", 1.5), ("self_attention", "yes"),
                                           ("fusion_gate", "yes"), ("fusion_prior", 1.0),
                                           ("fusion_prior", 0.0)])
 def test_bad_parameters_are_named(synthetic, param, value):
-    with pytest.raises(ValueError, match=param):
-        EIORRecommender(**TINY).set_params(**{param: value}).fit(synthetic.interactions[["user", "item"]])
+    model = clone(EIORRecommender(**TINY)).set_params(**{param: value})
+    with pytest.raises(ValueError, match=param.split("__")[-1]):
+        model.fit(synthetic.interactions[["user", "item"]])
+
+
+def test_feedback_flag_names_the_two_estimators():
+    with pytest.raises(TypeError, match="EIORRegressor"):
+        EIORRecommender(feedback="explicit")
+    assert EIORRecommender().get_params()["mask__weighting"] == 0.5
+    assert "n_negatives" not in EIORRegressor().get_params()
 
 
 def test_id_only_data_fits_and_ranks(synthetic):

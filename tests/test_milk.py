@@ -34,7 +34,7 @@ def synthetic():
 # ---------------------------------------------------------------------- the loss of a batch
 def _fit_data(features, availability, slices, users, items, n_users, seed=0):
     n_items = features.shape[0]
-    return FitData(users=users, items=items, weights=None, n_users=n_users, n_items=n_items,
+    return FitData(users=users, items=items, targets=None, n_users=n_users, n_items=n_items,
                    user_degree=torch.bincount(users, minlength=n_users).float(),
                    item_degree=torch.bincount(items, minlength=n_items).float(),
                    features=features, feature_slices=slices, availability=availability,
@@ -54,10 +54,10 @@ def test_batch_loss_matches_the_formula_by_hand():
                                      generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(n_negatives=2, alignment_weight=0.3, invariance_weight=7.0,
                           l2_embedding=0.01, dirichlet_alpha=0.5)
-    objective, diagnostics = est._batch_objective(module, data)
+    objective = est._batch_objective(module, data)
     replay = torch.Generator().manual_seed(0)
     rows = torch.tensor([0, 1, 4, 5])
-    loss = objective(rows)
+    loss, logs = objective(rows)
 
     # the same draws, in the same order: negatives, then the environments
     neg = torch.randint(0, n_items, (4, 2), generator=replay)
@@ -77,7 +77,10 @@ def test_batch_loss_matches_the_formula_by_hand():
     reg = (u.square().sum(1) + fused[pos].square().sum(1) + fused[neg].square().sum(-1).mean(1)).mean()
     expected = risks.sum() + 7.0 * risks.var() + 0.3 * alignment + 0.01 * reg
     assert torch.allclose(loss, expected, rtol=1e-5)
-    assert len(risks) == 3 and diagnostics["epochs"] == []          # 4 of 6 rows: epoch not over
+    # the batch's terms, as the training loop logs them
+    assert torch.allclose(logs["environment_risks"], risks, rtol=1e-5)
+    assert torch.allclose(logs["risk_variance"], risks.var(), rtol=1e-5)
+    assert torch.allclose(logs["alignment"], alignment, rtol=1e-5)
 
 
 def test_missing_environments_replace_a_modality_by_its_fill_by_hand():
@@ -93,9 +96,9 @@ def test_missing_environments_replace_a_modality_by_its_fill_by_hand():
                           l2_embedding=0.0, environments="missing", missing_rate=0.5)
     est.modalities_ = ("a", "b")
     est._fill_values = {"a": np.array([0.1, 0.2, 0.3]), "b": np.array([0.5, -0.5])}
-    objective, _ = est._batch_objective(module, data)
+    objective = est._batch_objective(module, data)
     rows = torch.tensor([0, 1, 4, 5])
-    loss = objective(rows)
+    loss, _ = objective(rows)
 
     replay = torch.Generator().manual_seed(0)                       # negatives, then the masks
     neg = torch.randint(0, n_items, (4, 2), generator=replay)
@@ -141,13 +144,13 @@ def test_no_environments_is_bpr_on_the_uniform_fusion():
     module = MultimodalContentScorer(2, features, [slice(0, 2), slice(2, 4)], dim=3,
                                      generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(environments="none", alignment_weight=0.0, l2_embedding=0.0)
-    objective, diagnostics = est._batch_objective(module, data)
-    loss = objective(torch.tensor([0, 1]))
+    objective = est._batch_objective(module, data)
+    loss, logs = objective(torch.tensor([0, 1]))
     neg = torch.randint(0, 4, (2, 1), generator=torch.Generator().manual_seed(0))
     u, item = module.user_vectors(torch.tensor([0, 1])), module.item_vectors()
     expected = F.softplus((u * item[neg[:, 0]]).sum(1) - (u * item[torch.tensor([1, 2])]).sum(1)).mean()
     assert torch.allclose(loss, expected)
-    assert len(diagnostics["epochs"]) == 1 and len(diagnostics["epochs"][0]["environment_risks"]) == 1
+    assert logs["environment_risks"].shape == (1,) and float(logs["risk_variance"]) == 0.0
 
 
 def test_warm_negative_pool_never_draws_new_items():
@@ -160,7 +163,7 @@ def test_warm_negative_pool_never_draws_new_items():
     seen = []
     original = module.batch_modality_vectors
     module.batch_modality_vectors = lambda idx: (seen.append(idx.clone()), original(idx))[1]
-    objective, _ = MILKRecommender(negative_pool="warm", n_negatives=50)._batch_objective(module, data)
+    objective = MILKRecommender(negative_pool="warm", n_negatives=50)._batch_objective(module, data)
     objective(torch.arange(5))
     assert set(seen[0].tolist()) <= {0, 1, 2}
 

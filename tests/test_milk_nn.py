@@ -147,7 +147,7 @@ def test_scorer_paths_agree(scorer):
     items = torch.tensor([5, 0, 2])
     assert torch.allclose(scorer(users, items), full[torch.arange(3), items])
     # a new item given by its content scores like the catalog item with the same content
-    assert torch.allclose(scorer.score_content(users, scorer.features[[4, 1]]), full[:, [4, 1]])
+    assert torch.allclose(scorer.score_new_items(users, scorer.features[[4, 1]]), full[:, [4, 1]])
     distinct, vectors, where = scorer.batch_modality_vectors(torch.tensor([[4, 1], [4, 4]]))
     assert distinct.tolist() == [1, 4] and where.tolist() == [[1, 0], [1, 1]]
     assert torch.allclose(vectors, scorer.modality_vectors(distinct))

@@ -5,16 +5,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
 from invrec import PaInvRLRecommender
 from invrec.baselines import UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
+from invrec.invariance import EnvironmentInference, MaskLearning
 from invrec.painvrl import binarize_mask
 
 TINY = dict(embedding_dim=4, content_dim=4, batch_size=64, n_negatives=4, max_epochs=2,
-            n_environments=3, n_outer_iter=2, env_max_rounds=2, env_epochs=1, mask_epochs=2,
-            random_state=0)
+            environments=EnvironmentInference(3, max_rounds=2, epochs=1),
+            mask=MaskLearning(epochs=2), n_outer_iter=2, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +52,18 @@ def test_fitted_diagnostics(data):
 
 def test_user_given_environments_skip_inference(data):
     X = data.interactions.assign(environment=data.interactions["environment"].map({0: "a", 1: "b", 2: "c"}))
-    model = PaInvRLRecommender(**TINY, environment_column="environment", early_stopping=False)
+    model = PaInvRLRecommender(**{**TINY, "environments": "environment"}, early_stopping=False)
     model.fit(X, item_features=data.item_features)
     assert not any(h["stage"] == "environments" for h in model.history_)
     merged = model.environments_.merge(X, on=["user", "item"], suffixes=("_fit", ""))
     assert (merged["environment_fit"] == merged["environment"]).all()
-    with pytest.raises(ValueError, match="environment_column='env' is not a column of X"):
-        PaInvRLRecommender(**TINY, environment_column="env").fit(X, item_features=data.item_features)
+    with pytest.raises(ValueError, match="environments='env' names no column of X"):
+        PaInvRLRecommender(**{**TINY, "environments": "env"}).fit(X, item_features=data.item_features)
 
 
 def test_invrl_setting(data):
-    model = PaInvRLRecommender(**TINY, pareto="fixed", erm_weight=0.0, fusion="invariant",
-                               early_stopping=False).fit(data.interactions, item_features=data.item_features)
+    model = PaInvRLRecommender(**{**TINY, "mask": MaskLearning(epochs=2, weighting=0.0)},
+                               fusion="invariant", early_stopping=False).fit(data.interactions, item_features=data.item_features)
     assert (model.pareto_weights_ == 0.0).all()
     assert (model.attention_weights_ == [1.0, 0.0]).all()
 
@@ -73,17 +75,44 @@ def test_without_content_falls_back_to_ids(data):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"pareto": "nash"}, "pareto must be one of"),
-    ({"fusion": "concat"}, "fusion must be one of"),
-    ({"penalty": "l1"}, "penalty must be one of"),
-    ({"erm_weight": 1.5}, "erm_weight must be a float"),
-    ({"n_environments": 0}, "n_environments must be an int >= 1"),
-    ({"mask_threshold": "otsu"}, "mask_threshold must be a float"),
-    ({"environment_column": 3}, "environment_column must be None"),
+    ({"mask__weighting": "nash"}, "'weighting' parameter of MaskLearning must be a str among {'mgda'} or a float in \\[0, 1\\]; got 'nash'"),
+    ({"fusion": "concat"}, "'fusion' parameter of PaInvRLRecommender must be a str among"),
+    ({"mask__penalty": "l1"}, "'penalty' parameter of MaskLearning must be a str among"),
+    ({"mask__weighting": 1.5}, "'weighting' parameter of MaskLearning must be"),
+    ({"environments__n_environments": 0}, "'n_environments' parameter of EnvironmentInference must be a positive int"),
+    ({"mask__threshold": "otsu"}, "'threshold' parameter of MaskLearning must be None, a str among {'auto'} or a float"),
+    ({"environments": 3}, "'environments' parameter of PaInvRLRecommender must be None, an instance of EnvironmentInference or an instance of str"),
+    ({"n_outer_iter": 0}, "'n_outer_iter' parameter of PaInvRLRecommender must be a positive int"),
 ])
 def test_bad_parameters(data, params, message):
+    model = clone(PaInvRLRecommender(**TINY)).set_params(**params)   # the clone's own stages
     with pytest.raises(ValueError, match=message):
-        PaInvRLRecommender(**{**TINY, **params}).fit(data.interactions, item_features=data.item_features)
+        model.fit(data.interactions, item_features=data.item_features)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("n_environments", "EnvironmentInference"), ("environment_column", "environments='...'"),
+    ("env_epochs", "EnvironmentInference"), ("mask_epochs", "MaskLearning"),
+    ("pareto", "weighting"), ("erm_weight", "weighting"), ("mask_threshold", "MaskLearning"),
+])
+def test_former_stage_parameters_name_the_new_spelling(old, new):
+    with pytest.raises(TypeError, match=f"no parameter '{old}' any more: .*{new}"):
+        PaInvRLRecommender(**{old: 1})
+    with pytest.raises(ValueError, match=f"no parameter '{old}' any more"):
+        PaInvRLRecommender().set_params(**{old: 1})
+
+
+def test_nested_stage_parameters_reach_grid_search(data):
+    model = PaInvRLRecommender()
+    params = model.get_params()
+    assert params["environments"] is None and params["environments__n_environments"] == 10
+    assert params["mask__weighting"] == "mgda"
+    model.set_params(environments__n_environments=4, mask__penalty="vrex")
+    assert model.environments.get_params() == EnvironmentInference(4).get_params()
+    assert model.mask.penalty == "vrex"
+    cloned = clone(model)
+    assert cloned.environments is not model.environments
+    assert cloned.get_params()["environments__n_environments"] == 4
 
 
 def test_binarize_mask():
@@ -96,9 +125,9 @@ def test_binarize_mask():
 # ---------------------------------------------------------------- ground truth (conservative)
 SYNTH = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2, n_negatives=20,
              l2_embedding=1e-2, l2_content=1e-2, max_epochs=100, n_iter_no_change=10)
-PAINVRL = dict(n_environments=3, n_outer_iter=2, env_max_rounds=3, env_epochs=5, mask_epochs=10,
-               mask_learning_rate=1e-2, mask_l2=0.0, mask_threshold="auto", fusion="invariant",
-               item_l2_ratio=20.0)
+PAINVRL = dict(environments=EnvironmentInference(3, max_rounds=3, epochs=5), n_outer_iter=2,
+               mask=MaskLearning(epochs=10, learning_rate=1e-2, l2=0.0, threshold="auto"),
+               fusion="invariant", item_l2_ratio=20.0)
 
 
 def test_synthetic_mask_ranks_invariant_dimensions_and_helps_out_of_distribution():

@@ -246,6 +246,20 @@ class UltraGCNScorer(nn.Module):
         """
         return self.user_vectors(users) @ self.item_vectors(None, mask).T
 
+    @property
+    def has_content(self):
+        """True when the scorer has item content (it can score items from content alone)."""
+        return self.n_features > 0
+
+    def score_new_items(self, users, features):
+        """Scores of users against items known only by their content rows ``features`` (n, d).
+
+        Only the content parts meet: ``U_u[id_dim:] . (W x + b)`` (new items have no id vector).
+        """
+        u = self.user_vectors(users)
+        content = self.projection(features) if self.projection is not None else features[:, :0]
+        return u[:, self.id_dim:] @ content.T
+
     def regularization(self, id_weight_items=2.0):
         """InvRL's squared L2 norms over the *whole* parameter matrices.
 

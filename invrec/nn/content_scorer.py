@@ -202,7 +202,7 @@ class MultimodalContentScorer(nn.Module):
         """Scores of ``users`` against every catalog item, ``(n_users_given, n_items)``."""
         return self.user_vectors(users) @ self.item_vectors().T
 
-    def score_content(self, users, features):
+    def score_new_items(self, users, features):
         """Scores of ``users`` against items given by their prepared content ``(n_new, D)``."""
         return self.user_vectors(users) @ self.fuse(self.extract(features)).T
 

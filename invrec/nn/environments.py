@@ -27,7 +27,7 @@ from torch import nn
 
 from .losses import degree_weights, ultragcn_loss
 from .optim import make_adam
-from .sampling import iterate_minibatches
+from ..training import train_epochs
 
 __all__ = ["EnvironmentScorers", "group_by_environment", "reassign_environments",
            "random_environments", "infer_environments"]
@@ -310,23 +310,23 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
     history = []
     for round_ in range(1, int(max_rounds) + 1):
         start = time.perf_counter()
-        models.train()
-        for _ in range(int(epochs)):
-            for rows in iterate_minibatches(n, batch_size, generator=generator, device=device):
-                negatives = torch.randint(0, n_items, (n_envs, n_negatives), generator=generator,
-                                          device=generator.device if generator is not None else device).to(device)
-                loss = models.batch_loss(users[rows], items[rows], labels[rows], negatives, beta_u,
-                                         beta_i, feature_mask=feature_mask, w=w)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+
+        def batch_loss(rows, labels=labels):
+            negatives = torch.randint(0, n_items, (n_envs, n_negatives), generator=generator,
+                                      device=generator.device if generator is not None else device).to(device)
+            return models.batch_loss(users[rows], items[rows], labels[rows], negatives, beta_u,
+                                     beta_i, feature_mask=feature_mask, w=w)
+
+        records = train_epochs(models, optimizer, batch_loss, n_rows=n, max_epochs=int(epochs),
+                               batch_size=batch_size, generator=generator, device=device,
+                               history=[], stage="environments", extra={"round": round_})
         trained = time.perf_counter()
-        models.eval()
         new = reassign_environments(_score_interactions(models, users, items, feature_mask))
         changed = float((new != labels).float().mean()) if n else 0.0
         labels = new
         history.append({"round": round_, "changed": changed, "train_time": trained - start,
                         "assign_time": time.perf_counter() - trained,
+                        "train_loss": records[-1]["train_loss"] if records else float("nan"),
                         "sizes": torch.bincount(labels, minlength=n_envs).tolist()})
         if changed <= tol:
             break

@@ -160,6 +160,13 @@ class ConvertScorer(nn.Module):
             return features.new_zeros(features.shape[0], 0)
         return self.convert(features, self.mask)[0]
 
+    #: Items unknown at fit time can be scored from their content (zero without a content part).
+    has_content = True
+
+    def score_new_items(self, users, features):
+        """Scores of users against content rows ``features`` (n, d): only the content parts meet."""
+        return self.user_vectors(users)[:, self.id_dim:] @ self.content_vectors(features).T
+
     def item_vectors(self, items=None, mask=None):
         """Item vectors ``[alpha V_i ; z_i]``; ``mask`` is ignored (the stored mask is used)."""
         ids = self.item_embedding if items is None else self.item_embedding[items]

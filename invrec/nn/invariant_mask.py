@@ -21,9 +21,8 @@ gives every environment's gradient on ``W`` (the input of the InvRL penalty).
 
 from __future__ import annotations
 
-import time
-
 import torch
+from torch import nn
 
 from .backbone import UltraGCNScorer
 from .environments import group_by_environment
@@ -32,7 +31,7 @@ from .masks import StochasticGateMask
 from .optim import make_adam
 from .pareto import flat_gradient, mgda_weight
 from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
-from .sampling import iterate_minibatches
+from ..training import train_epochs
 
 __all__ = ["environment_risks", "MaskObjectives", "learn_invariant_mask", "PENALTIES"]
 
@@ -183,7 +182,8 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
     gammas : list of float
         ``gamma`` of every batch.
     history : list of dict
-        Per epoch: ``erm``, ``irm``, ``penalty`` (batch means), ``gamma`` (mean) and ``time``.
+        Per epoch (:func:`invrec.training.train_epochs` records, ``stage="mask"``): ``train_loss``,
+        ``erm``, ``irm``, ``penalty``, ``gamma`` (row-weighted means) and ``fit_time``.
     """
     if pareto not in ("mgda", "fixed"):
         raise ValueError(f"pareto must be 'mgda' or 'fixed'; got {pareto!r}.")
@@ -209,33 +209,21 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
     objectives = MaskObjectives(penalty, n_envs, loss_weights)
     shared = [gate.mu, scorer.projection.weight]
     draw_device = generator.device if generator is not None else device
-    gammas, history = [], []
-    scorer.train()
-    gate.train()
-    for epoch in range(1, int(epochs) + 1):
-        start = time.perf_counter()
-        sums = torch.zeros(3, dtype=torch.float64)
-        epoch_gammas = []
-        for rows in iterate_minibatches(n, batch_size, generator=generator, device=device):
-            negatives = torch.randint(0, n_items, (n_envs, n_negatives), generator=generator,
-                                      device=draw_device).to(device)
-            erm, irm, pen = objectives(scorer, gate, users[rows], items[rows], env[rows], negatives,
-                                       beta_u, beta_i, penalty_weight=penalty_weight, mask_l2=mask_l2)
-            if pareto == "mgda":
-                gamma = mgda_weight(flat_gradient(erm, shared), flat_gradient(irm, shared))
-            else:
-                gamma = float(erm_weight)
-            loss = gamma * erm + (1.0 - gamma) * irm
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            epoch_gammas.append(gamma)
-            sums += torch.tensor([erm.detach().item(), irm.detach().item(), pen.detach().item()], dtype=torch.float64)
-        n_batches = max(1, len(epoch_gammas))
-        gammas.extend(epoch_gammas)
-        erm_m, irm_m, pen_m = (sums / n_batches).tolist()
-        history.append({"epoch": epoch, "erm": erm_m, "irm": irm_m, "penalty": pen_m,
-                        "gamma": sum(epoch_gammas) / n_batches, "time": time.perf_counter() - start})
-    gate.eval()
-    scorer.eval()
+    gammas = []
+
+    def batch_loss(rows):
+        negatives = torch.randint(0, n_items, (n_envs, n_negatives), generator=generator,
+                                  device=draw_device).to(device)
+        erm, irm, pen = objectives(scorer, gate, users[rows], items[rows], env[rows], negatives,
+                                   beta_u, beta_i, penalty_weight=penalty_weight, mask_l2=mask_l2)
+        if pareto == "mgda":
+            gamma = mgda_weight(flat_gradient(erm, shared), flat_gradient(irm, shared))
+        else:
+            gamma = float(erm_weight)
+        gammas.append(gamma)
+        return gamma * erm + (1.0 - gamma) * irm, {"erm": erm, "irm": irm, "penalty": pen, "gamma": gamma}
+
+    history = train_epochs(nn.ModuleList([scorer, gate]), optimizer, batch_loss, n_rows=n,
+                           max_epochs=int(epochs), batch_size=batch_size, generator=generator,
+                           device=device, history=[], stage="mask")
     return gate, scorer, gammas, history

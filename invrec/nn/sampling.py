@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..training import iterate_minibatches  # noqa: F401 (the loop owns the batch order)
+
 __all__ = ["sample_negatives", "n_negative_groups", "expand_groups", "iterate_minibatches"]
 
 
@@ -119,42 +121,3 @@ def sample_negatives(n_items, n_positives, n_negatives, *, shared=True, group_si
     draw_device = _draw_device(generator, device)
     out = torch.randint(0, int(n_items), size, generator=generator, device=draw_device)
     return out if device is None else out.to(device)
-
-
-def iterate_minibatches(n, batch_size, *, shuffle=True, generator=None, device=None):
-    """Index batches covering ``0..n-1`` once (one epoch).
-
-    Parameters
-    ----------
-    n : int
-        Number of rows (training interactions).
-    batch_size : int
-        Rows per batch; the last batch is shorter when ``batch_size`` does not divide ``n``.
-    shuffle : bool, default=True
-        Walk a fresh random permutation (drawn from ``generator``); False walks ``0..n-1`` in order.
-    generator : torch.Generator, default=None
-        Source of the permutation.
-    device : torch.device or str, default=None
-        Device of the yielded tensors; None means the generator's device (CPU without one).
-
-    Yields
-    ------
-    LongTensor of shape (batch_size,) or shorter (the last one)
-
-    Examples
-    --------
-    >>> [b.tolist() for b in iterate_minibatches(5, 2, shuffle=False)]
-    [[0, 1], [2, 3], [4]]
-    """
-    n, batch_size = int(n), int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
-    draw_device = _draw_device(generator, device)
-    if shuffle:
-        order = torch.randperm(n, generator=generator, device=draw_device)
-    else:
-        order = torch.arange(n, device=draw_device)
-    if device is not None:
-        order = order.to(device)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .params import check_choice, check_float, check_fraction, check_int  # noqa: F401 (one set of checkers)
+
 USER = "user"
 ITEM = "item"
 
@@ -112,19 +114,6 @@ def _clean_id_column(column):
     return column
 
 
-def check_fraction(value, name, *, allow_zero=False, allow_one=False):
-    """Check that ``value`` is a float in (0, 1) (bounds optional) and return it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float between 0 and 1; got {value!r}.")
-    lo_ok = value > 0 or (allow_zero and value == 0)
-    hi_ok = value < 1 or (allow_one and value == 1)
-    if not (lo_ok and hi_ok):
-        lo = "[0" if allow_zero else "(0"
-        hi = "1]" if allow_one else "1)"
-        raise ValueError(f"{name} must lie in {lo}, {hi}; got {value!r}.")
-    return float(value)
-
-
 def check_rng(random_state):
     """Return a :class:`numpy.random.Generator` from None, an int or a Generator.
 
@@ -143,44 +132,3 @@ def check_rng(random_state):
     raise TypeError(
         f"random_state must be None, an int, a numpy Generator or RandomState; got {random_state!r}."
     )
-
-
-def check_int(value, name, minimum=1):
-    """``value`` as an int, or a ValueError naming ``name`` unless it is an integer >= ``minimum``.
-
-    Booleans are rejected; numpy integers (as ``GridSearchCV`` passes them) are accepted.
-
-    Examples
-    --------
-    >>> check_int(3, "n")
-    3
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    return int(value)
-
-
-def check_float(value, name, minimum=0.0, maximum=None, strict=False):
-    """``value`` as a float, or a ValueError naming ``name`` unless it is a finite real in range.
-
-    ``strict`` makes the lower bound exclusive; ``maximum`` (inclusive) is optional.
-
-    Examples
-    --------
-    >>> check_float(0.5, "w", maximum=1.0)
-    0.5
-    """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating, np.integer))
-    ok = ok and np.isfinite(value) and (value > minimum if strict else value >= minimum)
-    ok = ok and (maximum is None or value <= maximum)
-    if not ok:
-        bound = f"> {minimum}" if strict else f">= {minimum}"
-        upper = "" if maximum is None else f" and <= {maximum}"
-        raise ValueError(f"{name} must be a float {bound}{upper}; got {value!r}.")
-    return float(value)
-
-
-def check_choice(value, name, choices):
-    """A ValueError naming ``name`` and the allowed values unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")

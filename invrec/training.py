@@ -1,0 +1,199 @@
+"""The one mini-batch training loop of invrec, with per-batch logs and a monitor for early stopping.
+
+Every trained model, and both stages of the invariant methods, train through :func:`train_epochs`:
+epochs of shuffled mini-batches, a loss per batch, an optional validation callable after each
+epoch, and one history record per epoch. The pieces, in the manner of skorch's callbacks:
+
+* a **batch loss** ``batch_loss(rows)`` returns the loss of a LongTensor of training-row positions,
+  or ``(loss, logs)`` where ``logs`` maps names to scalar tensors (detached or not): the loop
+  averages each log over the epoch's rows and writes it in the epoch's record, so a method can
+  report its terms (environment risks, penalty, attention) without bookkeeping of its own;
+* a **monitor** names the validation metric, the key under which it is recorded, and which way is
+  better (:class:`EarlyStopping`);
+* the **history** is a list of flat dicts, one per epoch, each with ``stage``, ``epoch``,
+  ``train_loss``, ``fit_time`` (s), the batch logs and, with validation, the monitored value and
+  ``best``.
+
+A ``KeyboardInterrupt`` is not caught here: it reaches the estimator's ``fit``, which restores the
+estimator's previous state (a fit is atomic).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+
+__all__ = ["EarlyStopping", "train_epochs", "iterate_minibatches", "state_copy"]
+
+
+class EarlyStopping:
+    """Which validation metric to watch, which way is better, and how long to wait.
+
+    Parameters
+    ----------
+    monitor : str
+        History key of the monitored value (for example ``"valid_ndcg@20"`` or ``"valid_rmse"``).
+    lower_is_better : bool, default=False
+        True for losses and errors, False for ranking metrics.
+    patience : int or None, default=30
+        Stop after this many epochs without improvement; None never stops early (the best epoch is
+        still kept when ``restore_best``).
+    restore_best : bool, default=True
+        Load the best epoch's parameters back into the module at the end.
+
+    Examples
+    --------
+    >>> stop = EarlyStopping("valid_rmse", lower_is_better=True, patience=2)
+    >>> [stop.improved(v) for v in (1.0, 0.9, 0.95)], stop.stale
+    ([True, True, False], 1)
+    """
+
+    def __init__(self, monitor, *, lower_is_better=False, patience=30, restore_best=True):
+        self.monitor = monitor
+        self.lower_is_better = bool(lower_is_better)
+        self.patience = patience
+        self.restore_best = bool(restore_best)
+        self.best, self.stale = None, 0
+
+    def improved(self, value):
+        """Record ``value``; True when it is the best so far (NaN never is)."""
+        better = not np.isnan(value) and (
+            self.best is None or (value < self.best if self.lower_is_better else value > self.best))
+        if better:
+            self.best, self.stale = value, 0
+        else:
+            self.stale += 1
+        return better
+
+    @property
+    def should_stop(self):
+        return self.patience is not None and self.stale >= self.patience
+
+
+def iterate_minibatches(n, batch_size, *, shuffle=True, generator=None, device=None):
+    """Index batches covering ``0..n-1`` once (one epoch).
+
+    Parameters
+    ----------
+    n : int
+        Number of rows (training interactions).
+    batch_size : int
+        Rows per batch; the last batch is shorter when ``batch_size`` does not divide ``n``.
+    shuffle : bool, default=True
+        Walk a fresh random permutation (drawn from ``generator``); False walks ``0..n-1`` in order.
+    generator : torch.Generator, default=None
+        Source of the permutation.
+    device : torch.device or str, default=None
+        Device of the yielded tensors; None means the generator's device (CPU without one).
+
+    Yields
+    ------
+    LongTensor of shape (batch_size,) or shorter (the last one)
+
+    Examples
+    --------
+    >>> [b.tolist() for b in iterate_minibatches(5, 2, shuffle=False)]
+    [[0, 1], [2, 3], [4]]
+    """
+    n, batch_size = int(n), int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    draw_device = generator.device if generator is not None else torch.device("cpu" if device is None else device)
+    if shuffle:
+        order = torch.randperm(n, generator=generator, device=draw_device)
+    else:
+        order = torch.arange(n, device=draw_device)
+    if device is not None:
+        order = order.to(device)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def state_copy(module):
+    """A detached copy of ``module``'s state dict (the best epoch's parameters)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _split_loss(output):
+    if isinstance(output, tuple):
+        return output[0], output[1]
+    return output, None
+
+
+def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_size, generator,
+                 device, history, stage="final", validate=None, stopping=None, progress=None,
+                 extra=None):
+    """Train ``module`` for up to ``max_epochs`` epochs; append one record per epoch to ``history``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Put in train mode for the batches and eval mode for validation and at the end.
+    optimizer : torch.optim.Optimizer
+    batch_loss : callable
+        ``batch_loss(rows)`` -> loss, or (loss, logs); see the module docstring.
+    n_rows, max_epochs, batch_size : int
+    generator : torch.Generator
+        Source of the batch permutations.
+    device : torch.device
+    history : list
+        Records are appended to it.
+    stage : str, default="final"
+        Written in every record.
+    validate : callable, default=None
+        ``validate()`` -> float after every epoch, recorded under ``stopping.monitor``.
+    stopping : EarlyStopping, default=None
+        Needed with ``validate``: the key, the direction, the patience.
+    progress : tqdm bar, default=None
+        Advanced once per epoch, its postfix showing the record's floats.
+    extra : dict, default=None
+        Constant entries of every record (for example ``{"outer_iter": 2}``).
+
+    Returns
+    -------
+    list of dict
+        The records of this call (also appended to ``history``).
+    """
+    records, best_state = [], None
+    for epoch in range(1, int(max_epochs) + 1):
+        start = time.perf_counter()
+        module.train()
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        sums = {}
+        for rows in iterate_minibatches(n_rows, batch_size, generator=generator, device=device):
+            loss, logs = _split_loss(batch_loss(rows))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(rows)
+            for key, value in (logs or {}).items():
+                value = torch.as_tensor(value).detach().to(device=device, dtype=torch.float64)
+                sums[key] = sums.get(key, 0.0) + value * len(rows)
+        record = {"stage": stage, **(extra or {}), "epoch": epoch, "train_loss": float(total) / n_rows}
+        for key, value in sums.items():
+            mean = (value / n_rows).cpu()
+            record[key] = float(mean) if mean.ndim == 0 else mean.tolist()
+        record["fit_time"] = time.perf_counter() - start
+        if validate is not None:
+            module.eval()
+            with torch.no_grad():
+                value = float(validate())
+            record[stopping.monitor] = value
+            if stopping.improved(value):
+                record["best"] = True
+                if stopping.restore_best:
+                    best_state = state_copy(module)
+        history.append(record)
+        records.append(record)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix({k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+        if stopping is not None and validate is not None and stopping.should_stop:
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return records
