@@ -16,9 +16,10 @@ the mean invariant attention weight, the mask's ROC AUC against the true invaria
 ``regimes``: the EIOR settings trained on environments that agree (3, 4.5, 6) and on
 environments that disagree (-1.5, 4.5, 10.5; same mean), the mean invariant weight of each.
 
-``movielens``: EIOR in explicit-rating mode (genre modality) on the GroupLens ``u1`` split with
-the protocol of ``benchmarks/ratings.py`` (10% of each user's training ratings for validation,
-predictions clipped to [1, 5]) against that script's validation-tuned user/item bias baseline.
+``movielens``: EIOR for explicit ratings (:class:`~invrec.eior.EIORRegressor`, genre modality)
+on the GroupLens ``u1`` split with the protocol of ``benchmarks/ratings.py`` (10% of each user's
+training ratings for validation, predictions clipped to [1, 5]) against that script's
+validation-tuned user/item bias baseline.
 
 Each part writes ``eior_<part>.json`` and ``eior_<part>.md`` under ``--out``
 (default ``benchmarks/results/``).
@@ -39,9 +40,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from invariance import SYNTH_BACKBONE, SYNTH_STAGES  # noqa: E402
+from invariance import SYNTH_BACKBONE, SYNTH_STAGES, make_estimator  # noqa: E402
 
-HARD = {"mask_threshold": "auto", "item_l2_ratio": 20.0}
+#: Settings are flat dicts; a stage setting has the nested spelling of ``set_params``
+#: (``mask__threshold``), see ``invariance.make_estimator``.
+HARD = {"mask__threshold": "auto", "item_l2_ratio": 20.0}
 #: The fusion of the previous default (self-attention, no gate), for the ablation rows.
 OLD = {"self_attention": True, "fusion_gate": False}
 #: name -> (estimator, extra parameters).
@@ -83,7 +86,8 @@ def _estimator(kind, params, seed):
 
     if kind == "ultragcn":
         return UltraGCNRecommender(**{**SYNTH_BACKBONE, **params}, random_state=seed, device="cpu")
-    return EIORRecommender(**{**SYNTH_BACKBONE, **SYNTH_STAGES, **params}, random_state=seed, device="cpu")
+    return make_estimator(EIORRecommender, {**SYNTH_BACKBONE, **SYNTH_STAGES, **params,
+                                            "random_state": seed, "device": "cpu"})
 
 
 def _fit_one(name, data, seed):
@@ -181,10 +185,12 @@ def run_regimes(args):
     _write(args, "regimes", rows, summary, "\n".join(lines) + "\n")
 
 
-#: EIOR settings on MovieLens-100K ratings (943 users, 1,682 items, 72k training ratings).
-ML_SETTINGS = dict(embedding_dim=32, content_dim=32, batch_size=1024, learning_rate=3e-3, max_epochs=80,
-                   n_iter_no_change=8, n_environments=4, n_outer_iter=1, env_max_rounds=2, env_epochs=3,
-                   env_embedding_dim=16, mask_epochs=3, mask_learning_rate=1e-2, feedback="explicit")
+#: EIORRegressor settings on MovieLens-100K ratings (943 users, 1,682 items, 72k training ratings).
+ML_SETTINGS = {"embedding_dim": 32, "content_dim": 32, "batch_size": 1024, "learning_rate": 3e-3,
+               "max_epochs": 80, "n_iter_no_change": 8, "n_outer_iter": 1,
+               "environments__n_environments": 4, "environments__max_rounds": 2,
+               "environments__epochs": 3, "environments__embedding_dim": 16, "mask__epochs": 3,
+               "mask__learning_rate": 1e-2}
 #: L2 weight of the id embeddings, chosen on validation RMSE (first seed).
 ML_L2_GRID = (1e-2, 1e-1, 1.0)
 
@@ -194,7 +200,7 @@ def run_movielens(args):
     import pandas as pd
 
     from invrec.datasets import load_movielens_100k
-    from invrec.eior import EIORRecommender
+    from invrec.eior import EIORRegressor
     from invrec.metrics import rmse
     from invrec.model_selection import train_test_split
     from ratings import run_bias, load as load_codes
@@ -215,7 +221,8 @@ def run_movielens(args):
     test = data.test
 
     def fit(seed, fusion, l2):
-        model = EIORRecommender(**ML_SETTINGS, fusion=fusion, l2_embedding=l2, random_state=seed, device="cpu")
+        model = make_estimator(EIORRegressor, {**ML_SETTINGS, "fusion": fusion, "l2_embedding": l2,
+                                               "random_state": seed, "device": "cpu"})
         start = time.perf_counter()
         model.fit(train[["user", "item"]], train["rating"].to_numpy(), item_features=data.item_features,
                   validation_data=valid[["user", "item", "rating"]])
@@ -225,7 +232,7 @@ def run_movielens(args):
         final = [r for r in model.history_ if r.get("stage") == "final"]
         return {"model": f"EIOR {fusion}", "seed": seed, "l2_embedding": l2,
                 "test_rmse": rmse(test["rating"].to_numpy(np.float64), scale.clip(pred)),
-                "valid_rmse": -max(r["valid_neg_rmse"] for r in final), "epochs": len(final),
+                "valid_rmse": min(r["valid_rmse"] for r in final), "epochs": len(final),
                 "attention_inv": float(model.attention_weights_mean_[0]),
                 "attention_inv_sd_items": float(model.attention_weights_[:, 0].std()),
                 "fit_s": time.perf_counter() - start}
@@ -287,7 +294,7 @@ def run_tiktok(args):
             if old:
                 rows.append(old[0])
                 continue
-            model = cls(**params, random_state=seed, device="cpu")
+            model = make_estimator(cls, {**params, "random_state": seed, "device": "cpu"})
             start = time.perf_counter()
             model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
             row = {"model": name, "seed": seed, "params": extra if cls is EIORRecommender else {},
@@ -344,7 +351,8 @@ def main(argv=None):
     parser.add_argument("--backbone", default="{}",
                         help="tiktok: JSON overrides of TIKTOK_BACKBONE for every row")
     parser.add_argument("--variants", default=None,
-                        help='tiktok: JSON {"row name": {EIOR parameters}} instead of --fusions')
+                        help='tiktok: JSON {"row name": {EIOR parameters}} instead of --fusions; '
+                             'stage settings in the nested spelling, e.g. {"mask__threshold": "auto"}')
     parser.add_argument("--resume", default=None,
                         help="tiktok: an earlier eior_tiktok.json whose matching rows are reused")
     parser.add_argument("--out", default=str(HERE / "results"))

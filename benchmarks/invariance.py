@@ -40,23 +40,45 @@ sys.path.insert(0, str(HERE))
 SYNTH_BACKBONE = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2,
                       n_negatives=20, l2_embedding=1e-2, l2_content=1e-2, max_epochs=100,
                       n_iter_no_change=10)
-#: PaInvRL's stages on the synthetic data.
-SYNTH_STAGES = dict(n_environments=3, n_outer_iter=2, env_max_rounds=3, env_epochs=5,
-                    mask_epochs=10, mask_learning_rate=1e-2, mask_l2=0.0)
+#: PaInvRL's stages on the synthetic data, in the nested spelling of ``set_params`` (JSON-friendly;
+#: :func:`make_estimator` builds the stage objects from it).
+SYNTH_STAGES = {"n_outer_iter": 2, "environments__n_environments": 3, "environments__max_rounds": 3,
+                "environments__epochs": 5, "mask__epochs": 10, "mask__learning_rate": 1e-2,
+                "mask__l2": 0.0}
 #: name -> (estimator, extra parameters). The PaInvRL settings walk the IID-OOD trade-off.
 SYNTH_MODELS = {
     "UltraGCN (ERM baseline)": ("ultragcn", {}),
     "UltraGCN, item id L2 x20": ("ultragcn", {"item_l2_ratio": 20.0}),
-    "InvRL setting (fixed, invariant, soft mask)": ("painvrl", {"pareto": "fixed", "fusion": "invariant", "mask_l2": 0.1}),
+    "InvRL setting (fixed, invariant, soft mask)": ("painvrl", {"mask__weighting": 0.0, "fusion": "invariant", "mask__l2": 0.1}),
     "PaInvRL default (MGDA, attention, soft mask)": ("painvrl", {}),
     "PaInvRL invariant, soft mask, id L2 x20": ("painvrl", {"fusion": "invariant", "item_l2_ratio": 20.0}),
-    "PaInvRL invariant, hard mask": ("painvrl", {"fusion": "invariant", "mask_threshold": "auto"}),
-    "PaInvRL invariant, hard mask, id L2 x20": ("painvrl", {"fusion": "invariant", "mask_threshold": "auto", "item_l2_ratio": 20.0}),
-    "PaInvRL invariant, hard mask, id weight 0.5, id L2 x20": ("painvrl", {"fusion": "invariant", "mask_threshold": "auto", "item_l2_ratio": 20.0, "item_id_weight": 0.5}),
-    "PaInvRL invariant, hard mask, no item ids": ("painvrl", {"fusion": "invariant", "mask_threshold": "auto", "item_id_weight": 0.0}),
-    "PaInvRL attention, hard mask, id L2 x20": ("painvrl", {"mask_threshold": "auto", "item_l2_ratio": 20.0}),
-    "PaInvRL with true environments, invariant, hard mask, id L2 x20": ("painvrl", {"fusion": "invariant", "mask_threshold": "auto", "item_l2_ratio": 20.0, "environment_column": "environment"}),
+    "PaInvRL invariant, hard mask": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto"}),
+    "PaInvRL invariant, hard mask, id L2 x20": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto", "item_l2_ratio": 20.0}),
+    "PaInvRL invariant, hard mask, id weight 0.5, id L2 x20": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto", "item_l2_ratio": 20.0, "item_id_weight": 0.5}),
+    "PaInvRL invariant, hard mask, no item ids": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto", "item_id_weight": 0.0}),
+    "PaInvRL attention, hard mask, id L2 x20": ("painvrl", {"mask__threshold": "auto", "item_l2_ratio": 20.0}),
+    "PaInvRL with true environments, invariant, hard mask, id L2 x20": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto", "item_l2_ratio": 20.0, "environments": "environment"}),
 }
+
+
+def make_estimator(cls, settings):
+    """``cls`` from flat settings where a stage setting has the nested spelling (``mask__epochs``).
+
+    The plain keys go to the constructor, the nested ones to ``set_params`` (which turns a None
+    stage into the estimator's own default stage first: EIOR's mask keeps ``weighting=0.5``).
+    With ``environments`` naming a column of ``X`` (given labels) the ``environments__*``
+    inference settings do not apply and are dropped.
+    """
+    plain = {k: v for k, v in settings.items() if "__" not in k}
+    nested = {k: v for k, v in settings.items() if "__" in k}
+    if isinstance(plain.get("environments"), str):
+        nested = {k: v for k, v in nested.items() if not k.startswith("environments__")}
+    return cls(**plain).set_params(**nested)
+
+
+def given_environments(params):
+    """Whether ``params`` name a column of ``X`` with the environment labels."""
+    return isinstance(params.get("environments"), str)
 
 
 def _estimator(kind, params, seed):
@@ -65,7 +87,8 @@ def _estimator(kind, params, seed):
 
     if kind == "ultragcn":
         return UltraGCNRecommender(**{**SYNTH_BACKBONE, **params}, random_state=seed, device="cpu")
-    return PaInvRLRecommender(**{**SYNTH_BACKBONE, **SYNTH_STAGES, **params}, random_state=seed, device="cpu")
+    return make_estimator(PaInvRLRecommender, {**SYNTH_BACKBONE, **SYNTH_STAGES, **params,
+                                               "random_state": seed, "device": "cpu"})
 
 
 def run_synthetic(args):
@@ -81,7 +104,7 @@ def run_synthetic(args):
         for name in names:
             kind, params = SYNTH_MODELS[name]
             model = _estimator(kind, params, seed)
-            X = data.interactions if "environment_column" in params else data.interactions[["user", "item"]]
+            X = data.interactions if given_environments(params) else data.interactions[["user", "item"]]
             start = time.perf_counter()
             model.fit(X, item_features=data.item_features)
             fit_s = time.perf_counter() - start
@@ -176,11 +199,13 @@ TITLES = {"tiktok": "TikTok (DiffMM split, visual + acoustic, validation-selecte
           "lastfm": "Last.fm-2K-MM (x_label split, validation-selected)"}
 #: InvRL's reduced budget on these machines (2 outer iterations, 2 environment rounds), with
 #: fewer epochs per stage: the batched environment models converge in a few epochs.
-TIKTOK_STAGES = dict(n_environments=10, n_outer_iter=2, env_max_rounds=2, env_epochs=5,
-                     env_embedding_dim=32, mask_epochs=3, mask_learning_rate=1e-2)
+#: Nested spelling, as ``SYNTH_STAGES`` (build with :func:`make_estimator`).
+TIKTOK_STAGES = {"n_outer_iter": 2, "environments__n_environments": 10, "environments__max_rounds": 2,
+                 "environments__epochs": 5, "environments__embedding_dim": 32, "mask__epochs": 3,
+                 "mask__learning_rate": 1e-2}
 TIKTOK_MODELS = {
     "UltraGCN (ERM baseline)": ("ultragcn", {}),
-    "InvRL setting": ("painvrl", {"pareto": "fixed", "erm_weight": 0.0, "fusion": "invariant"}),
+    "InvRL setting": ("painvrl", {"mask__weighting": 0.0, "fusion": "invariant"}),
     "PaInvRL": ("painvrl", {}),
     "PaInvRL, invariant fusion": ("painvrl", {"fusion": "invariant"}),
 }
@@ -202,14 +227,14 @@ def run_dataset(args):
         kind, params = TIKTOK_MODELS[name]
         cls = UltraGCNRecommender if kind == "ultragcn" else PaInvRLRecommender
         extra = {} if kind == "ultragcn" else TIKTOK_STAGES
-        model = cls(**{**backbone, **extra, **params}, random_state=0, device="cpu")
+        model = make_estimator(cls, {**backbone, **extra, **params, "random_state": 0, "device": "cpu"})
         start = time.perf_counter()
         model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
         fit_s = time.perf_counter() - start
         recs = model.recommend(test_users, n=20, exclude=split.valid)
         row = {"model": name, **protocol.evaluate(recs, split.test), "fit_s": fit_s,
                "params": {**backbone, **extra, **params}}
-        final = [h for h in model.history_ if h.get("stage", "final") == "final"]
+        final = [h for h in model.history_ if h.get("stage") == "final"]
         row["final_epochs"] = len(final)
         row["best_epoch"] = max([i + 1 for i, h in enumerate(final) if h.get("best")], default=None)
         row["valid_ndcg@20"] = max([h.get("valid_ndcg@20", 0.0) for h in final], default=None)
@@ -220,7 +245,7 @@ def run_dataset(args):
             row["env_sizes_last_round"] = rounds[-1]["sizes"] if rounds else None
             row["env_changed"] = [h["changed"] for h in rounds]
             row["env_round_train_s"] = float(np.mean([h["train_time"] for h in rounds])) if rounds else None
-            row["env_epoch_s"] = row["env_round_train_s"] / TIKTOK_STAGES["env_epochs"] if rounds else None
+            row["env_epoch_s"] = row["env_round_train_s"] / TIKTOK_STAGES["environments__epochs"] if rounds else None
             row["env_assign_s"] = float(np.mean([h["assign_time"] for h in rounds])) if rounds else None
             row["final_epoch_s"] = float(np.mean([h["fit_time"] for h in final]))
             row["mask_epoch_s"] = float(np.mean([h["fit_time"] for h in model.history_ if h.get("stage") == "mask"]))

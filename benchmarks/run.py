@@ -27,20 +27,21 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from runners import INVREC_ESTIMATORS, RUNNERS  # beside this script, as protocol.py
+
 HERE = Path(__file__).resolve().parent
-MODELS = ("ultragcn", "ultragcn-tuned", "ultragcn-per-positive", "painvrl", "eior", "milk", "popularity",
-          "cornac-mostpop", "cornac-bpr", "cornac-vbpr")
+#: Every row: each invrec estimator of ``all_estimators()`` (and its variant rows), then the peers.
+MODELS = tuple(RUNNERS)
 #: The rows of a plain run: every estimator and peer. The per-positive row is a sampling study
 #: (``--models ultragcn-per-positive``; ``epoch_speed.py`` times it alone).
 DEFAULT_MODELS = tuple(m for m in MODELS if m != "ultragcn-per-positive")
+#: Row labels: "invrec <class name without Recommender>" unless named here.
 LABELS = {
+    **{name: "invrec " + cls.__name__.removesuffix("Recommender") for name, cls in INVREC_ESTIMATORS.items()},
     "ultragcn": "invrec UltraGCN, defaults",
     "ultragcn-tuned": "invrec UltraGCN, validation-selected grid",
     "ultragcn-per-positive": "invrec UltraGCN, per-positive negatives",
-    "painvrl": "invrec PaInvRL",
-    "eior": "invrec EIOR",
     "milk": "invrec MILK (content only, no item ids)",
-    "popularity": "invrec Popularity",
     "cornac-mostpop": "Cornac MostPop",
     "cornac-bpr": "Cornac BPR",
     "cornac-vbpr": "Cornac VBPR",
@@ -59,7 +60,8 @@ ULTRAGCN_GRID = [
 QUICK_EPOCHS = {"ultragcn": 3, "ultragcn-tuned": 2, "ultragcn-per-positive": 1, "painvrl": 2, "eior": 2,
                 "milk": 2, "cornac-vbpr": 1}
 #: Stage budget of the quick smoke run (PaInvRL, EIOR).
-QUICK_STAGES = dict(n_outer_iter=1, env_max_rounds=1, env_epochs=1, mask_epochs=1)
+QUICK_STAGES = {"n_outer_iter": 1, "environments__max_rounds": 1, "environments__epochs": 1,
+                "mask__epochs": 1}
 
 
 def method_settings(model, dataset):
@@ -108,6 +110,8 @@ def model_settings(model, dataset, args):
         settings = {}
     if args.quick and model in QUICK_EPOCHS:
         settings["n_epochs" if model == "cornac-vbpr" else "max_epochs"] = QUICK_EPOCHS[model]
+    elif args.quick and model in INVREC_ESTIMATORS and "max_epochs" in INVREC_ESTIMATORS[model]().get_params():
+        settings["max_epochs"] = 2  # an estimator without a quick cap of its own yet
     return settings
 
 
@@ -123,7 +127,6 @@ def worker(args):
     import torch
 
     import protocol
-    from runners import RUNNERS
 
     if args.threads:
         torch.set_num_threads(args.threads)

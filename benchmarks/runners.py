@@ -26,6 +26,7 @@ import torch
 from invrec.metrics import evaluate_ranking
 
 import protocol
+from invariance import make_estimator  # beside this script: nested stage settings (mask__epochs)
 
 K = max(protocol.KS)
 
@@ -143,7 +144,7 @@ def _fit_invrec(cls, split, settings):
     log their environment and mask stages there: those count in ``fit_s`` and in
     ``extra["stage_s"]``, not in the epochs).
     """
-    model = cls(**{"random_state": 0, "device": "cpu", **settings})
+    model = make_estimator(cls, {"random_state": 0, "device": "cpu", **settings})
     start = time.perf_counter()
     model.fit(split.train, item_features=split.item_features, validation_data=split.valid)
     fit_s = time.perf_counter() - start
@@ -206,7 +207,12 @@ def run_popularity(split, settings):
     """invrec ``PopularityRecommender`` over the whole catalog."""
     from invrec.baselines import PopularityRecommender
 
-    model = PopularityRecommender(**settings)
+    return _fit_invrec_once(PopularityRecommender, split, settings)
+
+
+def _fit_invrec_once(cls, split, settings):
+    """Fit an invrec estimator without epochs (nothing to select on validation) and score it."""
+    model = make_estimator(cls, settings)
     start = time.perf_counter()
     model.fit(split.train, item_features=split.item_features)
     fit_s = time.perf_counter() - start
@@ -368,16 +374,49 @@ def run_cornac_vbpr(split, settings):
     )
 
 
-#: Model name -> runner.
-RUNNERS = {
-    "ultragcn": run_ultragcn,
-    "ultragcn-tuned": run_ultragcn,
-    "ultragcn-per-positive": run_ultragcn,
-    "painvrl": run_painvrl,
-    "eior": run_eior,
-    "milk": run_milk,
-    "popularity": run_popularity,
+# ---------------------------------------------------------------------- the rows
+def _ranking_estimators():
+    """invrec's estimators this benchmark ranks with, by their command-line name.
+
+    Every class of :func:`invrec.utils.discovery.all_estimators` that fits on interactions alone
+    (its tags do not require ``y``): the implicit-feedback table has no ratings to give the
+    others.
+    """
+    from sklearn.utils import get_tags
+
+    from invrec.utils.discovery import estimator_aliases
+
+    return {name: cls for name, cls in estimator_aliases().items() if not get_tags(cls()).target_tags.required}
+
+
+def _generic_runner(cls):
+    """Runner of an invrec estimator without a dedicated one: early-stopped when it has epochs."""
+    def run(split, settings):
+        if "max_epochs" in cls().get_params():
+            return _fit_invrec(cls, split, settings)[0]
+        return _fit_invrec_once(cls, split, settings)
+    run.__doc__ = f"invrec ``{cls.__name__}`` with the shared protocol of :func:`_fit_invrec`."
+    return run
+
+
+#: invrec estimator rows: command-line name -> class, from ``all_estimators()``.
+INVREC_ESTIMATORS = _ranking_estimators()
+#: Runners of the invrec estimators that need their own (a grid search, named settings).
+_INVREC_RUNNERS = {"ultragcn": run_ultragcn, "painvrl": run_painvrl, "eior": run_eior, "milk": run_milk,
+                   "popularity": run_popularity}
+#: Further rows of one invrec estimator with other settings: variant -> the estimator's name.
+INVREC_VARIANTS = {"ultragcn-tuned": "ultragcn", "ultragcn-per-positive": "ultragcn"}
+#: The peers, run through Cornac.
+PEER_RUNNERS = {
     "cornac-mostpop": run_cornac_mostpop,
     "cornac-bpr": run_cornac_bpr,
     "cornac-vbpr": run_cornac_vbpr,
 }
+
+#: Model name -> runner: every invrec estimator (each followed by its variant rows), then the peers.
+RUNNERS = {}
+for _name, _cls in INVREC_ESTIMATORS.items():
+    RUNNERS[_name] = _INVREC_RUNNERS.get(_name) or _generic_runner(_cls)
+    RUNNERS.update({variant: RUNNERS[_name] for variant, base in INVREC_VARIANTS.items() if base == _name})
+RUNNERS.update(PEER_RUNNERS)
+del _name, _cls

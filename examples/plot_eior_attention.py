@@ -22,14 +22,17 @@ import numpy as np
 
 from invrec import EIORRecommender
 from invrec.datasets import make_multimodal_interactions
+from invrec.invariance import EnvironmentInference, MaskLearning
 
 REGIMES = {"agree": (3.0, 4.5, 6.0), "disagree": (-1.5, 4.5, 10.5)}
 # The synthetic settings of ``benchmarks/eior.py`` (laptop-sized stages, a short final model).
 SETTINGS = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2,
                 n_negatives=20, l2_embedding=1e-2, l2_content=1e-2, max_epochs=40,
-                n_iter_no_change=10, n_environments=3, n_outer_iter=2, env_max_rounds=3,
-                env_epochs=5, mask_epochs=10, mask_learning_rate=1e-2, mask_l2=0.0,
-                mask_threshold="auto", item_l2_ratio=20.0, random_state=0)
+                n_iter_no_change=10, n_outer_iter=2,
+                environments=EnvironmentInference(n_environments=3, max_rounds=3, epochs=5),
+                mask=MaskLearning(weighting=0.5, epochs=10, learning_rate=1e-2, l2=0.0,
+                                  threshold="auto"),
+                item_l2_ratio=20.0, random_state=0)
 
 models = {}
 for regime, strengths in REGIMES.items():

@@ -14,13 +14,15 @@ from sklearn.metrics import roc_auc_score
 
 from invrec import PaInvRLRecommender
 from invrec.datasets import make_multimodal_interactions
+from invrec.invariance import EnvironmentInference, MaskLearning
 
 data = make_multimodal_interactions(n_users=300, n_items=200, random_state=0)
 # The synthetic settings of ``benchmarks/invariance.py`` (a short final model: only the mask matters).
-model = PaInvRLRecommender(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2,
-                           n_negatives=20, l2_embedding=1e-2, l2_content=1e-2, max_epochs=5,
-                           n_environments=3, n_outer_iter=2, env_max_rounds=3, env_epochs=5,
-                           mask_epochs=10, mask_learning_rate=1e-2, mask_l2=0.0, random_state=0)
+model = PaInvRLRecommender(
+    embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-2, n_negatives=20,
+    l2_embedding=1e-2, l2_content=1e-2, max_epochs=5, n_outer_iter=2,
+    environments=EnvironmentInference(n_environments=3, max_rounds=3, epochs=5),
+    mask=MaskLearning(epochs=10, learning_rate=1e-2, l2=0.0), random_state=0)
 model.fit(data.interactions, item_features=data.item_features)
 
 # %%

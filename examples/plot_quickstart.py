@@ -12,6 +12,7 @@ import pandas as pd
 from invrec import PaInvRLRecommender
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
+from invrec.invariance import EnvironmentInference, MaskLearning
 from invrec.model_selection import train_test_split
 
 data = make_multimodal_interactions(n_users=300, n_items=200, random_state=0)
@@ -26,10 +27,11 @@ backbone = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=
 models = {
     "popularity": PopularityRecommender(),
     "UltraGCN (ERM)": UltraGCNRecommender(**backbone),
-    "PaInvRL": PaInvRLRecommender(**backbone, n_environments=3, n_outer_iter=2, env_max_rounds=3,
-                                  env_epochs=5, mask_epochs=10, mask_learning_rate=1e-2,
-                                  mask_l2=0.0, fusion="invariant", mask_threshold="auto",
-                                  item_l2_ratio=20.0),
+    "PaInvRL": PaInvRLRecommender(
+        **backbone, n_outer_iter=2,
+        environments=EnvironmentInference(n_environments=3, max_rounds=3, epochs=5),
+        mask=MaskLearning(epochs=10, learning_rate=1e-2, l2=0.0, threshold="auto"),
+        fusion="invariant", item_l2_ratio=20.0),
 }
 for model in models.values():
     model.fit(train, item_features=data.item_features)
