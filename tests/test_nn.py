@@ -10,7 +10,6 @@ from hypothesis import given, settings, strategies as st
 
 from invrec.nn import (
     UltraGCNScorer,
-    bpr_loss,
     degree_weights,
     item_item_loss,
     item_item_neighbors,
@@ -110,20 +109,6 @@ def test_loss_rejects_bad_reduction_and_shapes():
         ultragcn_loss(pos, neg, bu, bp, bn, reduction="avg")
     with pytest.raises(ValueError, match="neg_scores"):
         ultragcn_loss(pos, torch.zeros(3, 2, dtype=torch.float64), bu, bp, bn)
-    with pytest.raises(ValueError, match="pos_scores"):
-        bpr_loss(torch.zeros(2, 1), torch.zeros(2, 1))
-
-
-def test_bpr_loss_hand_values_and_shared():
-    pos = torch.tensor([LN3, 0.0], dtype=torch.float64)
-    neg = torch.tensor([[0.0, LN3], [LN3, -LN3]], dtype=torch.float64)
-    # softplus(neg - pos): row 0 -> ln(4/3), ln2 ; row 1 -> ln4, ln(4/3)
-    rows = [(LN43 + LN2) / 2, (2 * LN2 + LN43) / 2]
-    np.testing.assert_allclose(bpr_loss(pos, neg, reduction="none").numpy(), rows, rtol=1e-12)
-    assert math.isclose(bpr_loss(pos, neg).item(), sum(rows) / 2, rel_tol=1e-12)
-    assert math.isclose(bpr_loss(pos, neg, reduction="sum").item(), sum(rows), rel_tol=1e-12)
-    shared = torch.tensor([0.0, LN3], dtype=torch.float64)
-    torch.testing.assert_close(bpr_loss(pos, shared), bpr_loss(pos, shared.expand(2, 2)))
 
 
 def test_degree_weights_exact():

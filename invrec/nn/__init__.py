@@ -11,7 +11,7 @@ from .backbone import RegularizationTerms, UltraGCNScorer
 from .content_scorer import MultimodalContentScorer
 from .item_graph import item_item_neighbors
 from .mixup import cyclic_environments, sample_cyclic_environments, sample_dirichlet
-from .losses import bpr_loss, degree_weights, item_item_loss, ultragcn_loss
+from .losses import degree_weights, item_item_loss, ultragcn_loss
 from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
 from .optim import make_adam
 from .rating import RatingHead, RatingScale, rating_loss
@@ -31,7 +31,6 @@ __all__ = [
     "gather_item_vectors",
     "degree_weights",
     "ultragcn_loss",
-    "bpr_loss",
     "item_item_loss",
     "item_item_neighbors",
     "sample_negatives",

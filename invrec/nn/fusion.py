@@ -44,8 +44,6 @@ class ConvertModule(nn.Module):
     content_dim : int
         ``c``, width of each representation.
     fusion : {"attention", "global", "invariant"}, default="attention"
-    attention_dim : int, default=None
-        Hidden width of the per-item attention; None means ``content_dim``.
     init_std : float, default=0.01
         Standard deviation of the projections' initial weights (biases start at 0).
     generator : torch.Generator, default=None
@@ -59,8 +57,7 @@ class ConvertModule(nn.Module):
     (torch.Size([5, 3]), torch.Size([5, 2]), True)
     """
 
-    def __init__(self, n_features, content_dim, *, fusion="attention", attention_dim=None,
-                 init_std=0.01, generator=None):
+    def __init__(self, n_features, content_dim, *, fusion="attention", init_std=0.01, generator=None):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}; got {fusion!r}.")
@@ -69,7 +66,7 @@ class ConvertModule(nn.Module):
         if fusion != "invariant":
             self.variant = normal_linear_(nn.Linear(n_features, content_dim), init_std, generator)
         if fusion == "attention":
-            hidden = content_dim if attention_dim is None else int(attention_dim)
+            hidden = content_dim
             self.attention = normal_linear_(nn.Linear(content_dim, hidden), 1.0 / math.sqrt(content_dim),
                                             generator)
             self.query = nn.Parameter(torch.empty(hidden))

@@ -20,8 +20,7 @@ from torch.nn import functional as F
 from .item_graph import item_item_neighbors
 from .sampling import expand_groups
 
-__all__ = ["degree_weights", "ultragcn_loss", "bpr_loss", "item_item_loss",
-           "item_item_neighbors"]
+__all__ = ["degree_weights", "ultragcn_loss", "item_item_loss", "item_item_neighbors"]
 
 #: Floor of a user's degree in ``beta_u``; only reached by users without training interactions.
 _DEGREE_FLOOR = 1e-10
@@ -138,37 +137,6 @@ def ultragcn_loss(pos_scores, neg_scores, beta_u, beta_pos, beta_neg, *, w=(1.0,
     pos_term = pos_weight * F.softplus(-pos_scores)
     neg_term = (neg_weight * F.softplus(neg_scores)).mean(dim=1)
     return _reduce(pos_term + neg_term, reduction)
-
-
-def bpr_loss(pos_scores, neg_scores, *, reduction="mean"):
-    """Bayesian personalised ranking loss, ``softplus(s_neg - s_pos)`` averaged over negatives.
-
-    Parameters
-    ----------
-    pos_scores : Tensor of shape (B,)
-        Scores of the positive pairs.
-    neg_scores : Tensor of shape (B, N) or (N,)
-        Scores of the negatives of each positive; 1-D means the same scores for every positive
-        (pass ``neg[:, None]`` for one negative per positive).
-    reduction : {"mean", "sum", "none"}, default="mean"
-        Over positives, after the per-positive mean over negatives.
-
-    Returns
-    -------
-    Tensor
-        Scalar, or shape (B,) with ``reduction="none"``.
-
-    Examples
-    --------
-    >>> import math, torch
-    >>> math.isclose(bpr_loss(torch.zeros(3), torch.zeros(3, 1)).item(), math.log(2), rel_tol=1e-6)
-    True
-    """
-    if pos_scores.ndim != 1:
-        raise ValueError(f"pos_scores must be 1-D (B,); got shape {tuple(pos_scores.shape)}.")
-    neg_scores = _as_matrix(neg_scores, pos_scores.shape[0], "neg_scores")
-    per_positive = F.softplus(neg_scores - pos_scores.unsqueeze(1)).mean(dim=1)
-    return _reduce(per_positive, reduction)
 
 
 def item_item_loss(user_vectors, neighbor_item_vectors, weights, *, reduction="mean"):
