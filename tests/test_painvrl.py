@@ -142,3 +142,24 @@ def test_synthetic_mask_ranks_invariant_dimensions_and_helps_out_of_distribution
     # measured: OOD 0.0344 vs 0.0159 (2.2x), IID 0.473 vs 0.428
     assert model.score(data.test_ood) >= 1.3 * base.score(data.test_ood)
     assert model.score(data.test) >= 0.9 * base.score(data.test)
+
+
+def test_grid_search_over_a_nested_stage_parameter(data):
+    from sklearn.model_selection import GridSearchCV
+
+    from invrec.metrics import make_ranking_scorer
+    from invrec.model_selection import PerUserHoldout
+
+    base = PaInvRLRecommender(**{**TINY, "environments": None, "mask": None}, early_stopping=False)
+    grid = {"environments__n_environments": [2, 3], "environments__max_rounds": [1],
+            "environments__epochs": [1], "mask__epochs": [1]}
+    search = GridSearchCV(base, grid,
+                          cv=PerUserHoldout(n_splits=2, random_state=0),
+                          scoring=make_ranking_scorer("ndcg", k=5), error_score="raise")
+    search.fit(data.interactions[["user", "item"]], item_features=data.item_features)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_
+    k = search.best_params_["environments__n_environments"]
+    assert best.environments.n_environments == k and best.mask.epochs == 1
+    assert set(best.environments_["environment"]) <= set(range(k))
+    assert base.environments is None            # the search worked on clones
