@@ -274,6 +274,8 @@ class BaseRecommender(BaseEstimator):
             u = self._user_index.get_indexer(valid_table[USER])
             i = self._item_index.get_indexer(valid_table[ITEM])
             known = (u >= 0) & (i >= 0)
+            if not known.any():
+                raise ValueError("validation_data shares no user and item with X and the catalog.")
             data.validation = (u[known], i[known])
             if valid_pos is not None and y is not None:
                 data.validation_targets = y[valid_pos]
@@ -352,10 +354,6 @@ class BaseRecommender(BaseEstimator):
         all_rows = np.arange(len(table))
         if validation_data is not None:
             valid, _ = check_interactions(validation_data, name="validation_data")
-            u = self._user_index.get_indexer(valid[USER])
-            i = self._item_index.get_indexer(valid[ITEM])
-            if not ((u >= 0) & (i >= 0)).any():
-                raise ValueError("validation_data shares no user and item with X and the catalog.")
             return all_rows, None, valid
         if not getattr(self, "early_stopping", False):
             return all_rows, None, None

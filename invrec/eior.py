@@ -253,10 +253,9 @@ class _EIORBase(BaseRecommender):
             fuse = env_risk(losses[0], e) if objective_irm else losses[0].mean()
             irm = env_risk(losses[1], e)
             erm = losses[2].mean()
-            if module.content_dim > 0:
-                inv_weight = module.parts(module.features[items])[3][:, 0].mean()
-            else:
-                inv_weight = fuse.new_tensor(1.0)
+            with torch.no_grad():       # a diagnostic: no graph on the hot path
+                inv_weight = (module.parts(module.features[items])[3][:, 0].mean()
+                              if module.content_dim > 0 else fuse.new_tensor(1.0))
             logs = {"loss_fuse": fuse, "loss_irm": irm, "loss_erm": erm, "attention_inv": inv_weight}
             return fuse + self.w_irm * irm + self.w_erm * erm, logs
 

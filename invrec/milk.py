@@ -287,7 +287,6 @@ class MILKRecommender(BaseRecommender):
             pool = torch.nonzero(data.item_degree > 0).squeeze(1)
         n_pool = data.n_items if pool is None else len(pool)
         uniform = torch.full((1, n_modalities), 1.0 / n_modalities, device=device)
-        n_rows = len(data.users)
         n_env = 1 + (n_modalities if cyclic else 0) + (n_modalities if missing else 0)
         def objective(rows):
             users, pos = data.users[rows], data.items[rows]

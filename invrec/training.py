@@ -161,7 +161,7 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
     for epoch in range(1, int(max_epochs) + 1):
         start = time.perf_counter()
         module.train()
-        total = torch.zeros((), dtype=torch.float64, device=device)
+        total = torch.zeros((), device=device)
         sums = {}
         for rows in iterate_minibatches(n_rows, batch_size, generator=generator, device=device):
             loss, logs = _split_loss(batch_loss(rows))
@@ -170,7 +170,7 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
             optimizer.step()
             total += loss.detach() * len(rows)
             for key, value in (logs or {}).items():
-                value = torch.as_tensor(value).detach().to(device=device, dtype=torch.float64)
+                value = torch.as_tensor(value, device=device).detach()
                 sums[key] = sums.get(key, 0.0) + value * len(rows)
         record = {"stage": stage, **(extra or {}), "epoch": epoch, "train_loss": float(total) / n_rows}
         for key, value in sums.items():

@@ -115,8 +115,8 @@ class Options:
         self.values = tuple(values)
 
     def is_satisfied_by(self, value):
-        return any(type(value) is type(v) and value == v for v in self.values) or any(
-            isinstance(value, str) and isinstance(v, str) and value == v for v in self.values)
+        # A bool never stands for an int option (True == 1), nor the reverse.
+        return any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in self.values)
 
     def __str__(self):
         return "one of " + ", ".join(repr(v) for v in self.values)
