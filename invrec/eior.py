@@ -181,6 +181,43 @@ class _EIORBase(BaseRecommender):
                            "feedback": "rank implicit feedback with EIORRecommender, predict explicit "
                                        "ratings with EIORRegressor"}
 
+    @reject_renamed
+    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
+                 learning_rate=1e-2, l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0,
+                 item_id_weight=1.0, init_std=0.01, fusion="attention", self_attention=False,
+                 fusion_gate=True, fusion_prior=0.5, fusion_objective="irm", w_irm=0.5, w_erm=0.5,
+                 irm_weight=1.0, environments=None, mask=None, n_outer_iter=5, early_stopping=True,
+                 validation_fraction=0.1, n_iter_no_change=30, device="auto", random_state=None,
+                 verbose=0, handle_unknown="error"):
+        self.embedding_dim = embedding_dim
+        self.content_dim = content_dim
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.l2_embedding = l2_embedding
+        self.l2_content = l2_content
+        self.item_l2_ratio = item_l2_ratio
+        self.item_id_weight = item_id_weight
+        self.init_std = init_std
+        self.fusion = fusion
+        self.self_attention = self_attention
+        self.fusion_gate = fusion_gate
+        self.fusion_prior = fusion_prior
+        self.fusion_objective = fusion_objective
+        self.w_irm = w_irm
+        self.w_erm = w_erm
+        self.irm_weight = irm_weight
+        self.environments = environments
+        self.mask = mask
+        self.n_outer_iter = n_outer_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.handle_unknown = handle_unknown
+
     def _prepare_fit(self, data, table, y, train_pos):
         data.environments = environment_labels(table, train_pos, self.environments)
 
@@ -329,36 +366,20 @@ class EIORRecommender(_EIORBase):
                  environments=None, mask=None, n_outer_iter=5, early_stopping=True,
                  validation_fraction=0.1, n_iter_no_change=30, device="auto", random_state=None,
                  verbose=0, handle_unknown="error"):
-        self.embedding_dim = embedding_dim
-        self.content_dim = content_dim
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
+        super().__init__(embedding_dim=embedding_dim, content_dim=content_dim,
+                         max_epochs=max_epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, l2_embedding=l2_embedding,
+                         l2_content=l2_content, item_l2_ratio=item_l2_ratio,
+                         item_id_weight=item_id_weight, init_std=init_std, fusion=fusion,
+                         self_attention=self_attention, fusion_gate=fusion_gate,
+                         fusion_prior=fusion_prior, fusion_objective=fusion_objective,
+                         w_irm=w_irm, w_erm=w_erm, irm_weight=irm_weight,
+                         environments=environments, mask=mask, n_outer_iter=n_outer_iter,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, handle_unknown=handle_unknown)
         self.n_negatives = n_negatives
         self.loss_weights = loss_weights
-        self.l2_embedding = l2_embedding
-        self.l2_content = l2_content
-        self.item_l2_ratio = item_l2_ratio
-        self.item_id_weight = item_id_weight
-        self.init_std = init_std
-        self.fusion = fusion
-        self.self_attention = self_attention
-        self.fusion_gate = fusion_gate
-        self.fusion_prior = fusion_prior
-        self.fusion_objective = fusion_objective
-        self.w_irm = w_irm
-        self.w_erm = w_erm
-        self.irm_weight = irm_weight
-        self.environments = environments
-        self.mask = mask
-        self.n_outer_iter = n_outer_iter
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.handle_unknown = handle_unknown
 
     def _row_losses(self, module, data):
         beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
@@ -418,43 +439,6 @@ class EIORRegressor(_EIORBase):
                                              monitor="valid_rmse"))
 
     _monitor = ("valid_rmse", True)
-
-    @reject_renamed
-    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
-                 learning_rate=1e-2, l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0,
-                 item_id_weight=1.0, init_std=0.01, fusion="attention", self_attention=False,
-                 fusion_gate=True, fusion_prior=0.5, fusion_objective="irm", w_irm=0.5, w_erm=0.5,
-                 irm_weight=1.0, environments=None, mask=None, n_outer_iter=5, early_stopping=True,
-                 validation_fraction=0.1, n_iter_no_change=30, device="auto", random_state=None,
-                 verbose=0, handle_unknown="error"):
-        self.embedding_dim = embedding_dim
-        self.content_dim = content_dim
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.l2_embedding = l2_embedding
-        self.l2_content = l2_content
-        self.item_l2_ratio = item_l2_ratio
-        self.item_id_weight = item_id_weight
-        self.init_std = init_std
-        self.fusion = fusion
-        self.self_attention = self_attention
-        self.fusion_gate = fusion_gate
-        self.fusion_prior = fusion_prior
-        self.fusion_objective = fusion_objective
-        self.w_irm = w_irm
-        self.w_erm = w_erm
-        self.irm_weight = irm_weight
-        self.environments = environments
-        self.mask = mask
-        self.n_outer_iter = n_outer_iter
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self.handle_unknown = handle_unknown
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
