@@ -28,6 +28,22 @@ from .utils.params import Interval, RealTuple, StrOptions
 
 __all__ = ["PopularityRecommender", "UltraGCNRecommender"]
 
+#: Constraints of the UltraGCN-style backbone's parameters, shared by the models built on it.
+BACKBONE_CONSTRAINTS = {
+    "embedding_dim": [Interval(numbers.Integral, 1, None)],
+    "content_dim": [Interval(numbers.Integral, 0, None)],
+    "l2_embedding": [Interval(numbers.Real, 0, None)],
+    "l2_content": [Interval(numbers.Real, 0, None)],
+    "item_l2_ratio": [Interval(numbers.Real, 0, None)],
+    "init_std": [Interval(numbers.Real, 0, None)],
+}
+
+#: Constraints of its ranking loss (negatives, UltraGCN's w1..w4).
+RANKING_LOSS_CONSTRAINTS = {
+    "n_negatives": [Interval(numbers.Integral, 1, None)],
+    "loss_weights": [RealTuple(4, minimum=0)],
+}
+
 
 class PopularityRecommender(BaseRecommender):
     """Rank items by how often they were interacted with in training.
@@ -193,18 +209,12 @@ class UltraGCNRecommender(BaseRecommender):
     """
 
     _parameter_constraints = {
-        "embedding_dim": [Interval(numbers.Integral, 1, None)],
-        "content_dim": [Interval(numbers.Integral, 0, None)],
-        "n_negatives": [Interval(numbers.Integral, 1, None)],
+        **BACKBONE_CONSTRAINTS,
+        **RANKING_LOSS_CONSTRAINTS,
         "negative_sampling": [StrOptions({"shared", "per_positive"})],
         "negative_group_size": [None, Interval(numbers.Integral, 1, None)],
-        "loss_weights": [RealTuple(4, minimum=0)],
-        "l2_embedding": [Interval(numbers.Real, 0, None)],
-        "l2_content": [Interval(numbers.Real, 0, None)],
-        "item_l2_ratio": [Interval(numbers.Real, 0, None)],
         "item_item_weight": [Interval(numbers.Real, 0, None)],
         "n_item_neighbors": [Interval(numbers.Integral, 1, None)],
-        "init_std": [Interval(numbers.Real, 0, None)],
     }
 
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,

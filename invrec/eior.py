@@ -39,15 +39,16 @@ import pandas as pd
 import torch
 
 from .base import BaseRecommender, reject_renamed
+from .baselines import BACKBONE_CONSTRAINTS, RANKING_LOSS_CONSTRAINTS
 from .invariance import EnvironmentInference, MaskLearning, run_stages
 from .invariance.fused import EIORScorer
-from .invariance.stages import (RENAMED_STAGE_PARAMETERS, environment_labels, stage_attributes,
-                                stage_training)
+from .invariance.stages import (RENAMED_STAGE_PARAMETERS, STAGE_CONSTRAINTS, environment_labels,
+                                stage_attributes, stage_training)
 from .metrics import make_rating_scorer, rmse
 from .nn import (RatingHead, RatingScale, degree_weights, make_adam, rating_loss, sample_negatives,
                  ultragcn_loss, vrex_penalty)
 from .nn.attention import FUSION_MODES
-from .utils.params import Interval, RealTuple, StrOptions
+from .utils.params import Interval, StrOptions
 
 __all__ = ["EIORRecommender", "EIORRegressor", "EIORScorer"]
 
@@ -146,13 +147,8 @@ _ATTRIBUTES = """module_ : EIORScorer
         See :class:`~invrec.base.BaseRecommender`."""
 
 _CONSTRAINTS = {
-    "embedding_dim": [Interval(numbers.Integral, 1, None)],
-    "content_dim": [Interval(numbers.Integral, 0, None)],
-    "l2_embedding": [Interval(numbers.Real, 0, None)],
-    "l2_content": [Interval(numbers.Real, 0, None)],
-    "item_l2_ratio": [Interval(numbers.Real, 0, None)],
-    "item_id_weight": [Interval(numbers.Real, 0, None)],
-    "init_std": [Interval(numbers.Real, 0, None)],
+    **BACKBONE_CONSTRAINTS,
+    **STAGE_CONSTRAINTS,
     "fusion": [StrOptions(set(FUSION_MODES))],
     "self_attention": ["boolean"],
     "fusion_gate": ["boolean"],
@@ -161,9 +157,6 @@ _CONSTRAINTS = {
     "w_irm": [Interval(numbers.Real, 0, None)],
     "w_erm": [Interval(numbers.Real, 0, None)],
     "irm_weight": [Interval(numbers.Real, 0, None)],
-    "environments": [None, EnvironmentInference, str],
-    "mask": [None, MaskLearning],
-    "n_outer_iter": [Interval(numbers.Integral, 1, None)],
 }
 
 
@@ -354,8 +347,7 @@ class EIORRecommender(_EIORBase):
     """.format(params=_PARAMETERS.format(ranking=_RANKING_PARAMETERS, metric="NDCG@20"),
                attributes=_ATTRIBUTES.format(head="", monitor="valid_ndcg@20"))
 
-    _parameter_constraints = {"n_negatives": [Interval(numbers.Integral, 1, None)],
-                              "loss_weights": [RealTuple(4, minimum=0)]}
+    _parameter_constraints = RANKING_LOSS_CONSTRAINTS
 
     @reject_renamed
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,

@@ -18,15 +18,15 @@ Huang, Li, Li, Zheng and Liu, ACM MM 2023 (arXiv 2308.04706), built on InvRL (Du
 
 from __future__ import annotations
 
-import numbers
 import time
 
 import torch
 
 from .base import BaseRecommender, reject_renamed
+from .baselines import BACKBONE_CONSTRAINTS, RANKING_LOSS_CONSTRAINTS
 from .invariance import EnvironmentInference, MaskLearning, binarize_mask, run_stages
-from .invariance.stages import (RENAMED_STAGE_PARAMETERS, environment_labels, stage_attributes,
-                                stage_training)
+from .invariance.stages import (RENAMED_STAGE_PARAMETERS, STAGE_CONSTRAINTS, environment_labels,
+                                stage_attributes, stage_training)
 from .nn import (
     ConvertScorer,
     degree_weights,
@@ -36,7 +36,7 @@ from .nn import (
     ultragcn_loss,
 )
 from .nn.fusion import FUSIONS
-from .utils.params import Interval, RealTuple, StrOptions
+from .utils.params import StrOptions
 
 __all__ = ["PaInvRLRecommender", "binarize_mask"]
 
@@ -175,21 +175,8 @@ class PaInvRLRecommender(BaseRecommender):
     MaskLearning(penalty='vrex')
     """
 
-    _parameter_constraints = {
-        "embedding_dim": [Interval(numbers.Integral, 1, None)],
-        "content_dim": [Interval(numbers.Integral, 0, None)],
-        "n_negatives": [Interval(numbers.Integral, 1, None)],
-        "loss_weights": [RealTuple(4, minimum=0)],
-        "l2_embedding": [Interval(numbers.Real, 0, None)],
-        "l2_content": [Interval(numbers.Real, 0, None)],
-        "item_l2_ratio": [Interval(numbers.Real, 0, None)],
-        "item_id_weight": [Interval(numbers.Real, 0, None)],
-        "init_std": [Interval(numbers.Real, 0, None)],
-        "environments": [None, EnvironmentInference, str],
-        "mask": [None, MaskLearning],
-        "n_outer_iter": [Interval(numbers.Integral, 1, None)],
-        "fusion": [StrOptions(set(FUSIONS))],
-    }
+    _parameter_constraints = {**BACKBONE_CONSTRAINTS, **RANKING_LOSS_CONSTRAINTS, **STAGE_CONSTRAINTS,
+                              "fusion": [StrOptions(set(FUSIONS))]}
     _default_stages = {"environments": EnvironmentInference, "mask": MaskLearning}
     _renamed_parameters = RENAMED_STAGE_PARAMETERS
 

@@ -29,7 +29,8 @@ from ..utils.params import Interval, StrOptions, validate_parameters
 from .masks import binarize_mask
 
 __all__ = ["EnvironmentInference", "MaskLearning", "StageTraining", "StageResult", "run_stages",
-           "environment_labels", "stage_training", "stage_attributes", "RENAMED_STAGE_PARAMETERS"]
+           "environment_labels", "stage_training", "stage_attributes", "RENAMED_STAGE_PARAMETERS",
+           "STAGE_CONSTRAINTS"]
 
 
 class EnvironmentInference(BaseEstimator):
@@ -325,6 +326,14 @@ def stage_attributes(result, data, user_ids, item_ids):
         "stage_times_": dict(result.stage_times),
     }
 
+
+#: Constraints of the stage parameters of an invariant method, and of its item-id weight.
+STAGE_CONSTRAINTS = {
+    "environments": [None, EnvironmentInference, str],
+    "mask": [None, MaskLearning],
+    "n_outer_iter": [Interval(numbers.Integral, 1, None)],
+    "item_id_weight": [Interval(numbers.Real, 0, None)],
+}
 
 #: The stage settings that were constructor parameters of PaInvRL and EIOR, and where they are now.
 RENAMED_STAGE_PARAMETERS = {
