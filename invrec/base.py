@@ -1,11 +1,13 @@
 """BaseRecommender: the scikit-learn contract every invrec estimator shares, written once.
 
-A subclass only says what its model is: it implements ``_fit_model(data)`` (build and train on the
-encoded :class:`FitData`) and ``_score_users(users)`` (scores of encoded users against the whole
-catalog, a tensor on the device). Everything else lives here: input validation, id encoding, the
-catalog, each user's training items, ``predict`` / ``recommend`` / ``score``, the ranking protocol
-of :mod:`invrec.metrics`, unknown ids, device resolution, seeding, the mini-batch loop with early
-stopping and ``history_``, progress bars, Ctrl-C, and CPU-portable pickling.
+A subclass only says what its model is: it declares ``_parameter_constraints`` and implements
+``_fit_model(data)`` (build and train on the encoded :class:`FitData`); scoring defaults ask the
+trained ``module_``. Everything else lives here: parameter validation (once, in ``fit``), atomic
+fits (a failed or interrupted fit restores the previous state), input validation, id encoding,
+the catalog, each user's training items, the fit-preparation hooks, nested stage parameters,
+``predict`` / ``recommend`` / ``score``, the ranking protocol of :mod:`invrec.metrics`, unknown
+ids, device resolution, seeding, the call into the shared training loop
+(:mod:`invrec.training`) with the class's monitored metric, and CPU-portable pickling.
 """
 
 from __future__ import annotations
