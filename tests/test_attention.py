@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from invrec.nn import AttentionFusion
 from invrec.nn.attention import FUSION_MODES
@@ -119,6 +119,10 @@ def test_normalised_weights_do_not_depend_on_the_scale_of_the_parts(seed, scale,
     with torch.no_grad():
         fusion.pool_vector.normal_(generator=g)
     z_inv, z_var = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    # The scale is free as long as the epsilon inside N is negligible: a token whose scaled mean
+    # square comes near it (1e-8) is normalised less (seed 63114570, scale 1/64: 0.002 apart).
+    smallest = min(z_inv.square().mean(1).min(), z_var.square().mean(1).min()) * scale ** 2
+    assume(smallest > 1e-5)
     torch.testing.assert_close(fusion.weights(scale * z_inv, scale * z_var),
                                fusion.weights(z_inv, z_var), atol=1e-3, rtol=1e-3)
 
