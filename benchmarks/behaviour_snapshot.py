@@ -7,10 +7,11 @@ Run it on the commit before a change and on the commit after, then compare::
     python benchmarks/behaviour_snapshot.py compare /tmp/before /tmp/after
 
 Each configuration (the backbone with and without the item-item term, PaInvRL with attention and
-with a hard mask and global fusion, MILK with cyclic and with missing-modality environments and
-imputation, EIOR ranking and ratings) is fitted on the synthetic generator (150 users x 120
-items, 6 epochs, one thread) and its predictions on 500 pairs and top-10 lists for 20 users are
-saved. ``compare`` reports, per array, "equal" (bit for bit) or the largest difference.
+with a hard mask and global fusion, MILK with cyclic and with missing-modality mixtures and
+imputation, EIOR ranking and ratings with the default fusion and objective: ``Fusion()`` and
+``FusedObjective()``, the settings of EIOR's former defaults) is fitted on the synthetic generator
+(150 users x 120 items, 6 epochs, one thread) and its predictions on 500 pairs and top-10 lists for
+20 users are saved. ``compare`` reports, per array, "equal" (bit for bit) or the largest difference.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def configurations():
         "painvrl_global": PaInvRLRecommender(**small, n_negatives=8, **stages(threshold="auto"),
                                              fusion="global"),
         "milk": MILKRecommender(**milk),
-        "milk_missing": MILKRecommender(**milk, environments="missing", missing_fill="impute"),
+        "milk_missing": MILKRecommender(**milk, mixtures="missing", missing_fill="impute"),
         "eior": EIORRecommender(**small, n_negatives=8, **stages(0.5)),
         "eior_explicit": EIORRegressor(**small, **stages(0.5)),
     }

@@ -40,13 +40,14 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from invariance import SYNTH_BACKBONE, SYNTH_STAGES, make_estimator  # noqa: E402
+from invariance import SYNTH_BACKBONE, SYNTH_STAGES, current_spelling, make_estimator  # noqa: E402
 
-#: Settings are flat dicts; a stage setting has the nested spelling of ``set_params``
-#: (``mask__threshold``), see ``invariance.make_estimator``.
+#: Settings are flat dicts; a setting of a part (stage, fusion, objective) has the nested spelling
+#: of ``set_params`` (``mask__threshold``, ``fusion__gate``, ``objective__fuse``), see
+#: ``invariance.make_estimator`` (which also reads the former flat spellings, ``fusion_gate``...).
 HARD = {"mask__threshold": "auto", "item_l2_ratio": 20.0}
 #: The fusion of the previous default (self-attention, no gate), for the ablation rows.
-OLD = {"self_attention": True, "fusion_gate": False}
+OLD = {"fusion__self_attention": True, "fusion__gate": False}
 #: name -> (estimator, extra parameters).
 SYNTH_MODELS = {
     "UltraGCN (ERM baseline)": ("ultragcn", {}),
@@ -58,13 +59,13 @@ SYNTH_MODELS = {
     "EIOR gated global, hard mask, id L2 x20, id weight 0.5": ("eior", {**HARD, "fusion": "global", "item_id_weight": 0.5}),
     "EIOR invariant only (InvRL), hard mask, id L2 x20, id weight 0.5": (
         "eior", {**HARD, "fusion": "invariant", "item_id_weight": 0.5}),
-    "EIOR gated attention, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion_prior": 0.9}),
+    "EIOR gated attention, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion__prior": 0.9}),
     "EIOR gated attention, prior 0.9, hard mask, id L2 x20, id weight 0.5": (
-        "eior", {**HARD, "fusion_prior": 0.9, "item_id_weight": 0.5}),
-    "EIOR gated global, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "global", "fusion_prior": 0.9}),
-    "EIOR gated attention, pooled objective, hard mask, id L2 x20": ("eior", {**HARD, "fusion_objective": "pooled"}),
-    "EIOR gated self-attention, hard mask, id L2 x20": ("eior", {**HARD, "self_attention": True}),
-    "EIOR attention without gate, hard mask, id L2 x20": ("eior", {**HARD, "fusion_gate": False}),
+        "eior", {**HARD, "fusion__prior": 0.9, "item_id_weight": 0.5}),
+    "EIOR gated global, prior 0.9, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "global", "fusion__prior": 0.9}),
+    "EIOR gated attention, pooled objective, hard mask, id L2 x20": ("eior", {**HARD, "objective__fuse": "pooled"}),
+    "EIOR gated self-attention, hard mask, id L2 x20": ("eior", {**HARD, "fusion__self_attention": True}),
+    "EIOR attention without gate, hard mask, id L2 x20": ("eior", {**HARD, "fusion__gate": False}),
     "EIOR self-attention without gate (old default), hard mask, id L2 x20": ("eior", {**HARD, **OLD}),
     "EIOR gated global, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "global"}),
     "EIOR gated fixed 0.5/0.5, hard mask, id L2 x20": ("eior", {**HARD, "fusion": "fixed"}),
@@ -290,7 +291,8 @@ def run_tiktok(args):
     for seed in args.seeds:
         for name, (cls, extra) in models.items():
             params = {**backbone, **extra}
-            old = [r for r in done if r["seed"] == seed and r["model"] == name and r.get("all_params") == params]
+            old = [r for r in done if r["seed"] == seed and r["model"] == name
+                   and current_spelling(cls, r.get("all_params") or {}) == current_spelling(cls, params)]
             if old:
                 rows.append(old[0])
                 continue
@@ -352,7 +354,8 @@ def main(argv=None):
                         help="tiktok: JSON overrides of TIKTOK_BACKBONE for every row")
     parser.add_argument("--variants", default=None,
                         help='tiktok: JSON {"row name": {EIOR parameters}} instead of --fusions; '
-                             'stage settings in the nested spelling, e.g. {"mask__threshold": "auto"}')
+                             'settings of a stage, the fusion or the objective in the nested '
+                             'spelling, e.g. {"mask__threshold": "auto", "fusion__gate": false}')
     parser.add_argument("--resume", default=None,
                         help="tiktok: an earlier eior_tiktok.json whose matching rows are reused")
     parser.add_argument("--out", default=str(HERE / "results"))

@@ -61,14 +61,55 @@ SYNTH_MODELS = {
 }
 
 
-def make_estimator(cls, settings):
-    """``cls`` from flat settings where a stage setting has the nested spelling (``mask__epochs``).
+#: Former flat spellings of settings that are now inside a part object or renamed -> the current
+#: spelling: EIOR's fusion and objective settings (``fusion=Fusion(...)``,
+#: ``objective=FusedObjective(...)``) and MILK's ``environments`` (now ``mixtures``). A settings
+#: table, a ``--variants`` JSON or an earlier results file may still use them.
+FORMER_SPELLINGS = {
+    "self_attention": "fusion__self_attention",
+    "fusion_gate": "fusion__gate",
+    "fusion_prior": "fusion__prior",
+    "fusion_objective": "objective__fuse",
+    "w_irm": "objective__w_irm",
+    "w_erm": "objective__w_erm",
+    "irm_weight": "objective__irm_weight",
+    "environments": "mixtures",
+}
 
-    The plain keys go to the constructor, the nested ones to ``set_params`` (which turns a None
-    stage into the estimator's own default stage first: EIOR's mask keeps ``weighting=0.5``).
-    With ``environments`` naming a column of ``X`` (given labels) the ``environments__*``
-    inference settings do not apply and are dropped.
+
+def current_spelling(cls, settings):
+    """``settings`` with the former spellings of ``cls``'s parameters (``FORMER_SPELLINGS``) in
+    the current one: ``{"fusion_gate": False}`` is ``{"fusion__gate": False}`` for EIOR.
+
+    A key is renamed only when ``cls`` has no parameter of that name and has the one its new
+    spelling starts with (PaInvRL's and EIOR's ``environments`` stay; MILK's becomes ``mixtures``).
     """
+    names = set(cls._get_param_names())
+    out = {}
+    for key, value in settings.items():
+        new = FORMER_SPELLINGS.get(key)
+        if new is not None and key not in names and new.split("__")[0] in names:
+            key = new
+        if key in out:
+            raise ValueError(f"{cls.__name__} setting {key!r} is given twice (once in a former "
+                             f"spelling); keep one.")
+        out[key] = value
+    return out
+
+
+def make_estimator(cls, settings):
+    """``cls`` from flat settings where a part setting has the nested spelling (``mask__epochs``,
+    ``fusion__gate``, ``objective__w_erm``).
+
+    Former flat spellings are read in the current one first (:func:`current_spelling`:
+    ``fusion_gate`` is ``fusion__gate``, ``w_erm`` is ``objective__w_erm``). The plain keys go to
+    the constructor, the nested ones to ``set_params`` (which turns a None part into the
+    estimator's own default part first, and a str fusion into the ``Fusion`` of that mode: EIOR's
+    mask keeps ``weighting=0.5``, ``{"fusion": "global", "fusion__prior": 0.9}`` is
+    ``Fusion("global", prior=0.9)``). With ``environments`` naming a column of ``X`` (given
+    labels) the ``environments__*`` inference settings do not apply and are dropped.
+    """
+    settings = current_spelling(cls, settings)
     plain = {k: v for k, v in settings.items() if "__" not in k}
     nested = {k: v for k, v in settings.items() if "__" in k}
     if isinstance(plain.get("environments"), str):
@@ -152,7 +193,7 @@ def _summarise(rows, names):
 
 
 def _synthetic_markdown(summary, args):
-    lines = [f"# PaInvRL on the synthetic shift benchmark", "",
+    lines = ["# PaInvRL on the synthetic shift benchmark", "",
              f"`python benchmarks/invariance.py synthetic --seeds {' '.join(map(str, args.seeds))}` "
              f"(n_users={args.n_users}, n_items={args.n_items}); {_machine()}", "",
              "Mean over seeds (sd in brackets). Ratios are to the UltraGCN ERM baseline. "

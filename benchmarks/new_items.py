@@ -16,8 +16,9 @@ Protocol (MILK's, through the invrec foundation):
   from ``protocol.evaluate``.
 
 Models: MILK (the paper's settings; with a 10x smaller invariance weight; with missing-modality
-environments instead of the cyclic ones, ``environments="missing"``) and its ablations (no
-alignment, no environments, neither), the UltraGCN baseline
+mixtures instead of the cyclic ones, ``mixtures="missing"``; the MILK paper calls its mixtures
+environments, hence the row labels) and its ablations (no alignment, no mixtures
+``mixtures="none"``, neither), the UltraGCN baseline
 scoring new items from its content tower (fitted on the training items only, new items passed
 after fitting with ``recommend(..., item_features=...)``), and a feature-kNN ranker (user profile =
 mean of the prepared features of the user's training items, cosine; ``feature-knn-impute``: the
@@ -52,18 +53,18 @@ sys.path.insert(0, str(HERE.parent))
 
 import protocol  # noqa: E402
 from invrec.baselines import UltraGCNRecommender  # noqa: E402
-from invrec.imputation import CrossModalImputer  # noqa: E402
 from invrec.milk import MILKRecommender  # noqa: E402
 from invrec.model_selection import NewItemSplit  # noqa: E402
+from invrec.multimodal import CrossModalImputer  # noqa: E402
 
 SETTINGS = ("full", "ftmt", "mtmt", "one-or-two")
 MILK_VARIANTS = {
     "milk": {},
     "milk-inv5": {"invariance_weight": 5.0},
-    "milk-missing": {"environments": "missing", "invariance_weight": 5.0},
+    "milk-missing": {"mixtures": "missing", "invariance_weight": 5.0},
     "milk-no-align": {"alignment_weight": 0.0},
-    "milk-no-env": {"environments": "none"},
-    "milk-neither": {"alignment_weight": 0.0, "environments": "none"},
+    "milk-no-env": {"mixtures": "none"},
+    "milk-neither": {"alignment_weight": 0.0, "mixtures": "none"},
 }
 MODELS = (*MILK_VARIANTS, "ultragcn-content", "feature-knn", "feature-knn-impute")
 LABELS = {
@@ -130,7 +131,7 @@ def fit_milk(data, features, params, seed):
     info = {"epochs": len(history), "best_epoch": best[-1] if best else len(history),
             "s_per_epoch": float(np.mean([h["fit_time"] for h in history])),
             "valid_ndcg@20": max((h.get("valid_ndcg@20", np.nan) for h in history), default=None),
-            "final_environment_risks": history[-1].get("environment_risks") if history else None}
+            "final_mixture_risks": history[-1].get("mixture_risks") if history else None}
     return (lambda users, candidates: model.recommend(users, n=20, items=candidates)), info
 
 

@@ -20,13 +20,22 @@ Models:
     sweeps), the user and item shrinkages picked on validation from ``BIAS_GRID`` x ``BIAS_GRID``.
 ``fused-*``
     The EIOR parts without PaInvRL's environments and mask, proving the rating pipeline end to
-    end: user vector ``U_u`` (id_dim + content_dim), item vector ``[V_i ; f_i]`` where
-    ``f_i = fusion(W_inv (m * x_i), W_var ((1 - m) * x_i))`` is the
-    :class:`invrec.nn.AttentionFusion` of two linear towers over the 19-d genre multi-hot ``x_i``
-    (the first tower is :class:`invrec.nn.UltraGCNScorer`'s own), the score ``s = U_u . [V_i ; f_i]``
-    mapped to a rating by :class:`invrec.nn.RatingHead` and trained with
+    end: the library's fused item model (:class:`invrec.invariance.FusedItemModel`, the final
+    model of PaInvRL and EIOR) with a :class:`invrec.nn.RatingHead` on top, as
+    :class:`invrec.eior.EIORRegressor` builds it. User vector ``U_u`` (id_dim + content_dim), item
+    vector ``[V_i ; f_i]`` where ``f_i = fusion(W_inv (m * x_i), W_var ((1 - m) * x_i))`` is the
+    :class:`invrec.invariance.AttentionFusion` of two linear towers over the 19-d genre multi-hot
+    ``x_i``, the score ``s = U_u . [V_i ; f_i]`` mapped to a rating by the head and trained with
     :func:`invrec.nn.rating_loss` as ``L_fuse + w_inv L_inv + w_var L_var + L2`` (the invariant-only
-    and variant-only scores' rating losses, pooled: the IRM penalty needs PaInvRL's environments).
+    and variant-only scores' rating losses, from
+    :meth:`~invrec.invariance.FusedItemModel.part_scores`, pooled: the IRM penalty needs PaInvRL's
+    environments). The L2 is ``l2`` times the per-row squared norms of the touched embeddings and
+    biases, plus an Adam weight decay ``l2_content`` on the two towers only
+    (:meth:`~invrec.invariance.FusedItemModel.l2_parameter_groups`). The fusion is
+    ``Fusion(mode, self_attention=True, gate=False)``: the settings this benchmark has always used
+    (it built ``AttentionFusion(dim, mode=mode)``, whose defaults those are), not ``Fusion``'s
+    defaults (the estimators' gated attention without self-attention), so that its numbers stay
+    comparable with the earlier runs.
     The mask is InvRL's starting value ``m = clamp(0 + 0.5) = 0.5`` everywhere, a stand-in until
     PaInvRL's learned mask lands. The suffix is the fusion mode (``attention``, ``global``,
     ``fixed``, ``invariant``, ``variant``); the L2 weight is selected on validation for
@@ -47,12 +56,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from invrec.datasets import load_movielens_100k
+from invrec.invariance import PARTS, FusedItemModel, Fusion
 from invrec.metrics import mae, rmse
 from invrec.model_selection import train_test_split
-from invrec.nn import AttentionFusion, RatingHead, RatingScale, UltraGCNScorer, make_adam, rating_loss
+from invrec.nn import RatingHead, RatingScale, make_adam, rating_loss
 
 HERE = Path(__file__).resolve().parent
 #: Shrinkages of the bias baseline (ridge weights of b_u and of b_i, every pair), chosen on validation.
@@ -132,42 +141,45 @@ def run_bias(data, scale):
 
 
 # ---------------------------------------------------------------------------- fused rating model
-class FusedRatingModel(nn.Module):
-    """Ids + two content towers fused by :class:`AttentionFusion`, scores mapped to ratings."""
+def fusion(mode):
+    """The benchmark's fusion of ``mode``: self-attention, no gate (``AttentionFusion``'s own
+    defaults, which this script used before ``Fusion`` existed), not the estimators' defaults."""
+    return Fusion(mode, self_attention=True, gate=False)
+
+
+class FusedRatingModel(FusedItemModel):
+    """Ids + two content towers fused by an :class:`AttentionFusion`, scores mapped to ratings.
+
+    The library's :class:`FusedItemModel` with the fusion :func:`fusion` of ``mode`` and, as
+    ``EIORRegressor`` adds it, a :class:`RatingHead` ``head`` on top; nothing of its own but the
+    three ratings its training needs (calling the model gives them, with the weights).
+    """
 
     def __init__(self, n_users, n_items, features, mask, *, mode, id_dim, content_dim, offset,
                  generator):
-        super().__init__()
-        self.backbone = UltraGCNScorer(n_users, n_items, features, id_dim=id_dim,
-                                       content_dim=content_dim, init_std=0.01, generator=generator)
-        self.variant = nn.Linear(features.shape[1], content_dim)
-        with torch.no_grad():
-            self.variant.weight.copy_(torch.randn(self.variant.weight.shape, generator=generator) * 0.01)
-            self.variant.bias.zero_()
-        self.fusion = AttentionFusion(content_dim, mode=mode, generator=generator)
-        self.head = RatingHead(n_users, n_items, offset=offset)
-        self.register_buffer("mask", torch.as_tensor(mask, dtype=torch.float32))
+        features = torch.as_tensor(features, dtype=torch.float32)
+        super().__init__(n_users, n_items, features, torch.as_tensor(mask, dtype=torch.float32),
+                         id_dim=id_dim, content_dim=content_dim, fusion=fusion(mode),
+                         init_std=0.01, generator=generator)
+        self.head = RatingHead(n_users, n_items, offset=offset, device=features.device)
 
-    def parts(self, items=None):
-        """``V_i``, ``z_inv``, ``z_var`` of ``items`` (all when None)."""
-        ids = self.backbone.item_embedding if items is None else self.backbone.item_embedding[items]
-        z_inv = self.backbone.content_vectors(items, self.mask)
-        x = self.backbone.features if items is None else self.backbone.features[items]
-        z_var = self.variant(x * (1.0 - self.mask))
-        return ids, z_inv, z_var
+    def part_ratings(self, users, items, parts=PARTS):
+        """Ratings of the pairs from the fused, invariant-only and variant-only scores (``parts``);
+        only the fused one goes through the fusion."""
+        return [self.head(users, items, pos) for pos, _ in self.part_scores(users, items, parts=parts)]
+
+    def ratings(self, users, items):
+        """Ratings of the pairs from the fused score (the predictions)."""
+        return self.head(users, items, super().forward(users, items))
 
     def forward(self, users, items):
-        """Ratings from the fused, invariant-only and variant-only item vectors, and the weights."""
-        ids, z_inv, z_var = self.parts(items)
-        fused = self.fusion(z_inv, z_var)
-        u = self.backbone.user_vectors(users)
-        rate = lambda content: self.head(users, items, (u * torch.cat([ids, content], -1)).sum(-1))
-        return rate(fused.fused), rate(z_inv), rate(z_var), fused.weights
+        """Ratings from the fused, invariant-only and variant-only scores, and the weights
+        (:class:`FusedItemModel`'s own forward, the fused score, is what :meth:`ratings` maps)."""
+        return (*self.part_ratings(users, items), self.attention_weights(items))
 
     def l2_rows(self, users, items):
         """Per-row squared norms of the touched embeddings and biases (classic MF regulariser)."""
-        return (self.backbone.user_embedding[users].square().sum(-1)
-                + self.backbone.item_embedding[items].square().sum(-1)
+        return (self.user_embedding[users].square().sum(-1) + self.item_embedding[items].square().sum(-1)
                 + self.head.user_bias[users].square() + self.head.item_bias[items].square())
 
 
@@ -179,10 +191,10 @@ def train_fused(data, scale, *, mode, l2, seed, quick=False):
     model = FusedRatingModel(data["n_users"], data["n_items"], data["features"], mask, mode=mode,
                              id_dim=cfg["id_dim"], content_dim=cfg["content_dim"],
                              offset=scale.mean, generator=g)
-    towers = [p for n, p in model.named_parameters() if n.startswith(("backbone.projection", "variant"))]
-    others = [p for n, p in model.named_parameters() if not n.startswith(("backbone.projection", "variant"))]
-    opt = make_adam([{"params": towers, "weight_decay": cfg["l2_content"]}, {"params": others}],
-                    cfg["learning_rate"])
+    # Adam weight decay l2_content on the two towers only, none on ids, fusion and head (their L2
+    # is the rows' term of the loss); the groups decay by 2 * l2_content, hence the half
+    groups = model.l2_parameter_groups(0.0, cfg["l2_content"] / 2)
+    opt = make_adam(groups, cfg["learning_rate"])
     u, i, r = (torch.as_tensor(a) for a in data["train"])
     r = r.float()
     vu, vi, vr = data["valid"]
@@ -195,7 +207,7 @@ def train_fused(data, scale, *, mode, l2, seed, quick=False):
         total = 0.0
         for start in range(0, len(r), cfg["batch_size"]):
             b = order[start:start + cfg["batch_size"]]
-            fused, inv, var, _ = model(u[b], i[b])
+            fused, inv, var = model.part_ratings(u[b], i[b])
             loss = (rating_loss(fused, r[b]) + cfg["w_inv"] * rating_loss(inv, r[b])
                     + cfg["w_var"] * rating_loss(var, r[b]) + l2 * model.l2_rows(u[b], i[b]).mean())
             opt.zero_grad()
@@ -221,15 +233,14 @@ def predict_fused(model, users, items, scale):
     """Clipped ratings; users unknown in training (-1) are not expected on ML-100K u1-u5."""
     if (users < 0).any():
         raise ValueError("a held-out user has no training rating; the fused model cannot score it.")
-    pred = model(torch.as_tensor(users), torch.as_tensor(items))[0]
+    pred = model.ratings(torch.as_tensor(users), torch.as_tensor(items))
     return scale.clip(pred.double().numpy())
 
 
 @torch.no_grad()
 def attention_summary(model):
     """Per-item invariant weights of the catalog: mean, min, max, std (initial value 0.5)."""
-    _, z_inv, z_var = model.parts()
-    w = model.fusion.weights(z_inv, z_var)[:, 0].double().numpy()
+    w = model.attention_weights()[:, 0].double().numpy()
     return {"mean": float(w.mean()), "min": float(w.min()), "max": float(w.max()),
             "std": float(w.std())}
 

@@ -3,6 +3,10 @@ missing item modalities."""
 
 __version__ = "0.1.0.dev0"
 
+from . import _moved
+
+_moved.install()    # former module paths (invrec.nn.attention, ...) still import
+
 from .baselines import PopularityRecommender, UltraGCNRecommender
 from .eior import EIORRecommender, EIORRegressor
 from .features import ItemFeatures

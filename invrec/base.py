@@ -157,7 +157,8 @@ class BaseRecommender(BaseEstimator):
         "verbose": [Interval(numbers.Integral, 0, None), "boolean"],
     }
 
-    #: Stage parameters whose None means the stage's defaults: parameter name -> factory.
+    #: Parameters holding a part (a stage, the fusion, an objective) whose None means the part's
+    #: defaults: parameter name -> factory (a class with ``from_spelling`` also reads a str).
     _default_stages = {}
 
     #: Former constructor parameters -> how to spell them now (raised with that hint).
@@ -185,16 +186,35 @@ class BaseRecommender(BaseEstimator):
         for key in params:
             if key in self._renamed_parameters:
                 raise ValueError(_renamed_message(type(self).__name__, key, self._renamed_parameters[key]))
-        for name, factory in self._default_stages.items():
-            if getattr(self, name, None) is None and any(k.startswith(f"{name}__") for k in params):
-                setattr(self, name, factory())
+        params = dict(params)
+        for name in self._default_stages:
+            if not any(k.startswith(f"{name}__") for k in params):
+                continue
+            if name in params:          # the part set with its nested settings (a round trip)
+                part = self._part(name, params[name])
+                nested = {k[len(name) + 2:]: params[k] for k in params if k.startswith(f"{name}__")}
+                if part is not None and params[name] is None and nested == part.get_params():
+                    for key in nested:  # None with its defaults spelled out: None stays
+                        del params[f"{name}__{key}"]
+                elif part is not None:
+                    params[name] = part
+            elif not isinstance(getattr(self, name, None), BaseEstimator):
+                part = self._part(name, getattr(self, name, None))
+                if part is not None:
+                    setattr(self, name, part)
         return super().set_params(**params)
 
     def _stage(self, name):
-        """The stage object of parameter ``name``: the default one when None, None when not a stage."""
-        value = getattr(self, name)
+        """The part object of parameter ``name``: the default one when None, the one a str spells
+        when the part has a spelling (``fusion="invariant"``), else None (not a part)."""
+        return self._part(name, getattr(self, name))
+
+    def _part(self, name, value):
+        factory = self._default_stages[name]
         if value is None:
-            return self._default_stages[name]()
+            return factory()
+        if isinstance(value, str) and hasattr(factory, "from_spelling"):
+            return factory.from_spelling(value)
         return value if isinstance(value, BaseEstimator) else None
 
     # ------------------------------------------------------------------ fit
@@ -223,6 +243,10 @@ class BaseRecommender(BaseEstimator):
         self : object
         """
         validate_parameters(self)
+        for name in self._default_stages:          # the parts' settings too, before any work
+            part = self._stage(name)
+            if part is not None:
+                validate_parameters(part)
         previous = dict(self.__dict__)
         try:
             self._fit(X, y, item_features, validation_data)

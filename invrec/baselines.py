@@ -14,7 +14,7 @@ import torch
 
 from .base import BaseRecommender
 from .nn import (
-    UltraGCNScorer,
+    UltraGCNModel,
     degree_weights,
     gather_item_vectors,
     item_item_loss,
@@ -173,7 +173,7 @@ class UltraGCNRecommender(BaseRecommender):
 
     Attributes
     ----------
-    module_ : UltraGCNScorer
+    module_ : UltraGCNModel
         The trained torch model.
     history_ : list of dict
         Per epoch: ``train_loss``, ``fit_time`` (s) and, with validation, ``valid_ndcg@20``.
@@ -249,7 +249,7 @@ class UltraGCNRecommender(BaseRecommender):
 
     # ------------------------------------------------------------------ training
     def _fit_model(self, data):
-        self.module_ = UltraGCNScorer(
+        self.module_ = UltraGCNModel(
             data.n_users, data.n_items, data.features, id_dim=self.embedding_dim,
             content_dim=self.content_dim, init_std=self.init_std, generator=data.generator,
         )
@@ -263,7 +263,7 @@ class UltraGCNRecommender(BaseRecommender):
         """The loss of a batch of training rows: the function the shared loop calls.
 
         The L2 terms are not in it: the optimizer applies them as weight decay (see
-        :meth:`~invrec.nn.UltraGCNScorer.l2_parameter_groups`).
+        :meth:`~invrec.nn.UltraGCNModel.l2_parameter_groups`).
         """
         beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
         weights = tuple(float(w) for w in self.loss_weights)

@@ -7,8 +7,7 @@ operation returns a new object: the arrays inside are read-only, so nothing is c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

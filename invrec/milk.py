@@ -4,44 +4,40 @@
 
 1. **Content-only items.** One linear extractor per modality maps an item's features to
    ``c^m``; there is no item id embedding, so a new item needs only its features. Users are free
-   vectors; a score is a dot product (:class:`~invrec.nn.MultimodalContentScorer`).
-2. **Cyclic-mixup environments.** Every batch draws ``M + 1`` modality weightings: uniform, one
+   vectors; a score is a dot product (:class:`~invrec.multimodal.MultimodalContentModel`).
+2. **Cyclic-mixup mixtures** (the paper's "environments"; in invrec an environment is a partition
+   of the interactions). Every batch draws ``M + 1`` modality weightings: uniform, one
    ``Dirichlet(alpha)`` draw and its ``M - 1`` cyclic shifts
-   (:func:`~invrec.nn.sample_cyclic_environments`). Each environment fuses the modality
+   (:func:`~invrec.multimodal.sample_cyclic_mixtures`). Each mixture fuses the modality
    representations with its weights and gives a BPR risk.
 3. **Invariance.** The loss adds ``invariance_weight`` times the (unbiased) variance of the
-   environment risks to their sum, so the ranking may not depend on how the modalities are
+   mixture risks to their sum, so the ranking may not depend on how the modalities are
    mixed, in particular on one of them going missing. An invrec option,
-   ``environments="missing"``, uses instead one environment per modality in which a random share
+   ``mixtures="missing"``, uses instead one mixture per modality in which a random share
    of the batch's items has that modality replaced by its fill (the test condition of FTMT).
 4. **Cross-modality alignment.** ``alignment_weight`` times the mean squared distance between
    the modality representations of the batch's positive items, over every pair of modalities
-   both available (:func:`~invrec.nn.cross_modality_alignment`).
+   both available (:func:`~invrec.multimodal.cross_modality_alignment`).
 5. **Missing modalities.** A missing modality is a NaN row of ``ItemFeatures``. It is filled with
    the training mean of that modality (or zeros, or, as an invrec extension, a prediction from
-   the item's available modalities: :class:`~invrec.imputation.CrossModalImputer`) at fit and at
+   the item's available modalities: :class:`~invrec.multimodal.imputation.CrossModalImputer`) at fit and at
    inference, left out of the alignment term, and inference fuses the modalities uniformly.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .base import SCORE_K, BaseRecommender, _csr
-from .imputation import CrossModalImputer
+from .base import SCORE_K, BaseRecommender, _csr, reject_renamed
 from .metrics import ndcg_at_k
-from .nn import (
-    MultimodalContentScorer,
-    cross_modality_alignment,
-    make_adam,
-    sample_cyclic_environments,
-    sample_negatives,
-)
-from .nn.mixup import missing_environment_scores, sample_missing_masks
+from .multimodal import (CrossModalImputer, MultimodalContentModel, cross_modality_alignment,
+                         missing_modality_scores, sample_cyclic_mixtures, sample_missing_masks)
+from .nn import make_adam, sample_negatives
 from .utils.ranking import chunked_top_k
 from .utils.params import Interval, StrOptions
 
@@ -57,7 +53,7 @@ class MILKRecommender(BaseRecommender):
 
         sum_e R_e + invariance_weight * Var_e(R_e) + alignment_weight * L_align + l2_embedding * R
 
-    where ``R_e`` is the BPR risk under environment ``e`` (uniform, a Dirichlet draw and its
+    where ``R_e`` is the BPR risk under mixture ``e`` (uniform, a Dirichlet draw and its
     cyclic shifts, resampled every batch), ``L_align`` the cross-modality alignment of the
     positive items and ``R`` the mean squared norm of the batch's user and uniformly fused item
     vectors. Missing modalities (NaN rows) are filled with the training mean and never aligned.
@@ -85,29 +81,29 @@ class MILKRecommender(BaseRecommender):
         Weight of the cross-modality alignment (MILK: 0.05 on Amazon, 0.5 on TikTok). 0 removes
         it (the "w/o CMAM" ablation).
     invariance_weight : float, default=50.0
-        Weight of the variance of the environment risks (MILK: 50 on Clothing and TikTok, 1000 on
+        Weight of the variance of the mixture risks (MILK: 50 on Clothing and TikTok, 1000 on
         Baby).
     dirichlet_alpha : float, default=0.1
         Concentration of the Dirichlet draw (MILK's code: 0.1); smaller gives more extreme
-        environments.
-    environments : {"cyclic", "missing", "cyclic+missing", "none"}, default="cyclic"
-        "cyclic": MILK's ``M + 1`` cyclic-mixup environments; "missing": the uniform environment
-        and ``M`` missing-modality environments, where environment ``m`` replaces modality ``m``
+        mixtures.
+    mixtures : {"cyclic", "missing", "cyclic+missing", "none"}, default="cyclic"
+        "cyclic": MILK's ``M + 1`` cyclic-mixup mixtures; "missing": the uniform mixture
+        and ``M`` missing-modality mixtures, where mixture ``m`` replaces modality ``m``
         of a random share ``missing_rate`` of the batch's items by its fill, the test condition
-        of FTMT (an invrec extension; :func:`~invrec.nn.mixup.sample_missing_masks`);
-        "cyclic+missing": both (``2M + 1`` environments); "none": the uniform fusion only, i.e.
+        of FTMT (an invrec extension; :func:`~invrec.multimodal.sample_missing_masks`);
+        "cyclic+missing": both (``2M + 1`` mixtures); "none": the uniform fusion only, i.e.
         plain BPR without the invariance term (the "w/o CEIM" ablation). With a single modality
-        there is only the uniform environment either way.
+        there is only the uniform mixture either way.
     missing_rate : float, default=0.25
-        Share of the batch's items losing the modality of a missing-modality environment; used by
+        Share of the batch's items losing the modality of a missing-modality mixture; used by
         "missing" and "cyclic+missing" only. The default is FTMT's share on two modalities: half
         of the test new items lose one of the two, so a quarter lose a given one.
     missing_fill : {"mean", "zero", "impute"}, default="mean"
         Value of a missing modality: the mean of the L2-normalised rows of that modality over the
         training items (the MILK inference rule), zeros, or "impute": a ridge prediction from the
         item's available modalities, one regression per pair of modalities fitted on the
-        training items (:class:`~invrec.imputation.CrossModalImputer`; an invrec extension). The
-        missing-modality environments then replace a lost modality by its imputation too.
+        training items (:class:`~invrec.multimodal.imputation.CrossModalImputer`; an invrec extension). The
+        missing-modality mixtures then replace a lost modality by its imputation too.
     init_std : float, default=0.1
         Standard deviation of the initial user vectors (MILK: 0.1).
     validation_candidates : {"all", "unseen"}, default="all"
@@ -124,7 +120,7 @@ class MILKRecommender(BaseRecommender):
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to train and score.
     random_state : int, RandomState or None, default=None
-        Seed of initialisation, negatives, environments and the validation carve.
+        Seed of initialisation, negatives, mixtures and the validation carve.
     verbose : int, default=0
         1 shows a progress bar over epochs.
     handle_unknown : {"error", "ignore"}, default="error"
@@ -133,20 +129,20 @@ class MILKRecommender(BaseRecommender):
 
     Attributes
     ----------
-    module_ : MultimodalContentScorer
+    module_ : MultimodalContentModel
         The trained torch model.
     modalities_ : tuple of str
-        Modality order of the extractors and of the environment weights.
+        Modality order of the extractors and of the mixture weights.
     imputer_ : CrossModalImputer or None
         The fitted imputation of ``missing_fill="impute"`` (its ``alphas_`` are the penalties
         chosen per pair of modalities); None otherwise.
-    environment_risks_ : ndarray of shape (n_epochs, n_environments)
-        Mean BPR risk of each environment per epoch (column 0: the uniform environment; then,
-        with cyclic environments, M columns for the Dirichlet draw and its shifts, exchangeable;
-        then, with missing-modality environments, one column per lost modality, in
+    mixture_risks_ : ndarray of shape (n_epochs, n_mixtures)
+        Mean BPR risk of each mixture per epoch (column 0: the uniform mixture; then,
+        with cyclic mixtures, M columns for the Dirichlet draw and its shifts, exchangeable;
+        then, with missing-modality mixtures, one column per lost modality, in
         ``modalities_`` order).
     history_ : list of dict
-        Per epoch: ``train_loss``, ``fit_time`` (s), ``environment_risks`` (list),
+        Per epoch: ``train_loss``, ``fit_time`` (s), ``mixture_risks`` (list),
         ``risk_variance``, ``alignment`` and, with validation, ``valid_ndcg@20``.
     user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`.
@@ -157,9 +153,9 @@ class MILKRecommender(BaseRecommender):
     "modality": BPR matrix factorisation, which cannot score new items.
 
     The defaults are the paper's. For new items with missing modalities,
-    ``environments="missing", invariance_weight=5, missing_fill="impute"`` did best on Last.fm
+    ``mixtures="missing", invariance_weight=5, missing_fill="impute"`` did best on Last.fm
     (FTMT NDCG@20 .3912 on the fixed split against .3854 for the ablation without alignment and
-    environments, and .3348 for the paper settings, all with the imputation;
+    mixtures, and .3348 for the paper settings, all with the imputation;
     ``benchmarks/README.md``).
 
     References
@@ -193,16 +189,21 @@ class MILKRecommender(BaseRecommender):
         "alignment_weight": [Interval(numbers.Real, 0, None)],
         "invariance_weight": [Interval(numbers.Real, 0, None)],
         "dirichlet_alpha": [Interval(numbers.Real, 0, None, closed="neither")],
-        "environments": [StrOptions({"cyclic", "missing", "cyclic+missing", "none"})],
+        "mixtures": [StrOptions({"cyclic", "missing", "cyclic+missing", "none"})],
         "missing_rate": [Interval(numbers.Real, 0, 1)],
         "missing_fill": [StrOptions({"mean", "zero", "impute"})],
         "init_std": [Interval(numbers.Real, 0, None)],
         "validation_candidates": [StrOptions({"all", "unseen"})],
     }
+    _renamed_parameters = {
+        "environments": "use mixtures=... (the modality mixtures MILK trains under; an "
+                        "environment in invrec is a partition of the interactions)",
+    }
 
+    @reject_renamed
     def __init__(self, *, embedding_dim=64, max_epochs=1000, batch_size=2048, learning_rate=1e-3,
                  n_negatives=1, negative_pool="all", l2_embedding=1e-4, alignment_weight=0.05,
-                 invariance_weight=50.0, dirichlet_alpha=0.1, environments="cyclic",
+                 invariance_weight=50.0, dirichlet_alpha=0.1, mixtures="cyclic",
                  missing_rate=0.25, missing_fill="mean", init_std=0.1, validation_candidates="all",
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
@@ -216,7 +217,7 @@ class MILKRecommender(BaseRecommender):
         self.alignment_weight = alignment_weight
         self.invariance_weight = invariance_weight
         self.dirichlet_alpha = dirichlet_alpha
-        self.environments = environments
+        self.mixtures = mixtures
         self.missing_rate = missing_rate
         self.missing_fill = missing_fill
         self.init_std = init_std
@@ -230,6 +231,13 @@ class MILKRecommender(BaseRecommender):
         self.handle_unknown = handle_unknown
 
     # ------------------------------------------------------------------ content preparation
+    @property
+    def environment_risks_(self):
+        """Former name of ``mixture_risks_`` (deprecated)."""
+        warnings.warn("MILKRecommender.environment_risks_ is now mixture_risks_.", FutureWarning,
+                      stacklevel=2)
+        return self.mixture_risks_
+
     def _fill(self, normalised, reference_items):
         """Missing rows: ``missing_fill``'s vectors, or the cross-modal imputation of each item."""
         if reference_items is not None or not hasattr(self, "_fill_values"):
@@ -253,21 +261,21 @@ class MILKRecommender(BaseRecommender):
             self.modalities_ = ()
             slices = None
             self.imputer_ = None
-        self.module_ = MultimodalContentScorer(
+        self.module_ = MultimodalContentModel(
             data.n_users, data.features, slices, dim=self.embedding_dim, init_std=self.init_std,
             n_items=data.n_items, generator=data.generator)
         optimizer = make_adam(self.module_.parameters(), self.learning_rate)
         self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)
-        risks = [record["environment_risks"] for record in self.history_]
+        risks = [record["mixture_risks"] for record in self.history_]
         n_env = len(risks[0]) if risks else 0
-        self.environment_risks_ = np.array(risks, dtype=float).reshape(-1, n_env)
+        self.mixture_risks_ = np.array(risks, dtype=float).reshape(-1, n_env)
 
     def _batch_objective(self, module, data):
         """The loss of a batch of training rows and its terms (logged per epoch by the loop)."""
         device, generator = data.device, data.generator
         n_modalities = module.n_modalities
-        cyclic = self.environments in ("cyclic", "cyclic+missing") and n_modalities >= 2
-        missing = (self.environments in ("missing", "cyclic+missing") and n_modalities >= 2
+        cyclic = self.mixtures in ("cyclic", "cyclic+missing") and n_modalities >= 2
+        missing = (self.mixtures in ("missing", "cyclic+missing") and n_modalities >= 2
                    and module.has_content)
         fill_x = None
         imputer = getattr(self, "imputer_", None)
@@ -301,12 +309,12 @@ class MILKRecommender(BaseRecommender):
             neg_vec = vectors.index_select(0, where[n_pos:]).view(n_pos, self.n_negatives, n_modalities, -1)
             pos_mod = torch.einsum("bd,bmd->bm", u, pos_vec)                      # per-modality scores
             neg_mod = torch.einsum("bd,bnmd->bnm", u, neg_vec)
-            weights = (sample_cyclic_environments(n_modalities, self.dirichlet_alpha,
+            weights = (sample_cyclic_mixtures(n_modalities, self.dirichlet_alpha,
                                                   generator=generator, device=device)
                        if cyclic else uniform)                                    # (E, M)
             pos_env, neg_env = pos_mod @ weights.T, neg_mod @ weights.T           # (B, E), (B, N, E)
             if missing:
-                # Environment m: a random share of the items has modality m replaced by its fill.
+                # Mixture m: a random share of the items has modality m replaced by its fill.
                 if per_item_fill:                                                 # each item's imputation
                     imputed = module.extract(fill_x.index_select(0, distinct))    # (n_distinct, M, d)
                     pos_fill = torch.einsum("bd,bmd->bm", u, imputed.index_select(0, where[:n_pos]))
@@ -319,8 +327,8 @@ class MILKRecommender(BaseRecommender):
                                              generator=generator, device=device)  # (M, n_distinct)
                 pos_mask = masks[:, where[:n_pos]].T                               # (B, M)
                 neg_mask = masks[:, where[n_pos:]].T.reshape(n_pos, self.n_negatives, n_modalities)
-                pos_env = torch.cat([pos_env, missing_environment_scores(pos_mod, pos_fill, pos_mask)], 1)
-                neg_env = torch.cat([neg_env, missing_environment_scores(neg_mod, neg_fill, neg_mask)], 2)
+                pos_env = torch.cat([pos_env, missing_modality_scores(pos_mod, pos_fill, pos_mask)], 1)
+                neg_env = torch.cat([neg_env, missing_modality_scores(neg_mod, neg_fill, neg_mask)], 2)
             risks = F.softplus(neg_env - pos_env.unsqueeze(1)).mean(dim=(0, 1))   # (E,)
             loss = risks.sum()
             variance = risks.var() if n_env > 1 else risks.new_zeros(())
@@ -334,11 +342,11 @@ class MILKRecommender(BaseRecommender):
                     vectors[keep], None if availability is None else availability[distinct[keep]])
                 loss = loss + self.alignment_weight * alignment
             if self.l2_embedding > 0:
-                norms = (u.square().sum(1) + MultimodalContentScorer.fuse(pos_vec).square().sum(1)
-                         + MultimodalContentScorer.fuse(neg_vec.flatten(0, 1)).square().sum(1)
+                norms = (u.square().sum(1) + MultimodalContentModel.fuse(pos_vec).square().sum(1)
+                         + MultimodalContentModel.fuse(neg_vec.flatten(0, 1)).square().sum(1)
                          .view(n_pos, -1).mean(1))
                 loss = loss + self.l2_embedding * norms.mean()
-            return loss, {"environment_risks": risks, "risk_variance": variance, "alignment": alignment}
+            return loss, {"mixture_risks": risks, "risk_variance": variance, "alignment": alignment}
 
         return objective
 

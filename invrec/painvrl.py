@@ -4,39 +4,31 @@ Huang, Li, Li, Zheng and Liu, ACM MM 2023 (arXiv 2308.04706), built on InvRL (Du
 2022). The estimator runs the method's three modules in the paper's order:
 
 1. **heterogeneous environment identification** (:class:`invrec.invariance.EnvironmentInference`,
-   running :func:`invrec.nn.infer_environments`): ``K`` environment models, trained as one
+   running :func:`invrec.invariance.infer_environments`): ``K`` environment models, trained as one
    batched model on the variant view of the content, and argmax reassignment of every training interaction -- or the user's own labels (a column of X);
 2. **invariant mask generation** (:class:`invrec.invariance.MaskLearning`, running
-   :func:`invrec.nn.learn_invariant_mask`): a stochastic-gate mask
+   :func:`invrec.invariance.learn_invariant_mask`): a stochastic-gate mask
    over the content dimensions, learned from an ERM and an IRM objective weighted by the per-batch
    two-objective MGDA (Pareto) weight; steps 1-2 repeat ``n_outer_iter`` times with the penalty
    weight growing by the stage's ``penalty_growth`` (:func:`invrec.invariance.run_stages`);
-3. **convert module** (:class:`invrec.nn.ConvertScorer`): invariant and variant item
-   representations from the mask and its complement, fused by attention, in the UltraGCN-style
-   backbone, trained with early stopping on validation NDCG@20.
+3. **convert module** (:class:`invrec.invariance.FusedItemModel`): invariant and variant item
+   representations from the mask and its complement, fused by attention
+   (:class:`invrec.invariance.Fusion`), in the UltraGCN-style backbone, trained on the pooled
+   ranking loss of the fused score with early stopping on validation NDCG@20.
 """
 
 from __future__ import annotations
 
 import time
 
-import torch
-
 from .base import BaseRecommender, reject_renamed
 from .baselines import BACKBONE_CONSTRAINTS, RANKING_LOSS_CONSTRAINTS
-from .invariance import EnvironmentInference, MaskLearning, binarize_mask, run_stages
-from .invariance.stages import (RENAMED_STAGE_PARAMETERS, STAGE_CONSTRAINTS, environment_labels,
-                                stage_attributes, stage_training)
-from .nn import (
-    ConvertScorer,
-    degree_weights,
-    make_adam,
-    pair_and_negative_scores,
-    sample_negatives,
-    ultragcn_loss,
-)
-from .nn.fusion import FUSIONS
-from .utils.params import StrOptions
+from .invariance import (POOLED, EnvironmentInference, Fusion, MaskLearning, binarize_mask,
+                         run_stages)
+from .invariance.final import build_fused_model, final_environments, train_fused_model
+from .invariance.objectives import ranking_part_losses
+from .invariance.stages import (FUSION_CONSTRAINTS, RENAMED_STAGE_PARAMETERS, STAGE_CONSTRAINTS,
+                                environment_labels, stage_attributes, stage_training)
 
 __all__ = ["PaInvRLRecommender", "binarize_mask"]
 
@@ -113,9 +105,12 @@ class PaInvRLRecommender(BaseRecommender):
         is InvRL's IRM-only mask loss.
     n_outer_iter : int, default=5
         Outer iterations of {environments -> mask} (InvRL: 5).
-    fusion : {"attention", "global", "invariant"}, default="attention"
-        Convert module: per-item attention over invariant and variant representations
-        (PaInvRL's reading), one global pair of weights, or the invariant part only (InvRL).
+    fusion : Fusion, str or None, default=None
+        Convert module: how the invariant and variant representations are weighed. None is
+        :class:`~invrec.invariance.Fusion`'s defaults: learned per-item attention (PaInvRL's
+        reading), the variant part gated to the invariant part's scale, no self-attention. A str
+        is a mode: ``"global"`` (one learned pair), ``"invariant"`` (InvRL's final model),
+        ``"fixed"``, ``"variant"``. Searchable as ``fusion__mode``, ``fusion__gate``, ...
     early_stopping : bool, default=True
         Keep the final model's epoch with the best validation NDCG@20; stop after
         ``n_iter_no_change`` epochs without improvement.
@@ -133,7 +128,7 @@ class PaInvRLRecommender(BaseRecommender):
 
     Attributes
     ----------
-    module_ : ConvertScorer
+    module_ : FusedItemModel
         The final torch model; ``module_.mask`` is the mask its convert module used (the
         learned one, binarised when the mask stage's ``threshold`` is set).
     environments_ : DataFrame
@@ -150,6 +145,7 @@ class PaInvRLRecommender(BaseRecommender):
     history_ : list of dict
         One record per environment round (``stage="environments"``), per mask epoch
         (``stage="mask"``) and per final epoch (``stage="final"``: ``train_loss``,
+        ``loss_fuse``, ``attention_inv`` (mean invariant weight of the batch items),
         ``valid_ndcg@20``); every record has ``fit_time`` (s).
     user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`.
@@ -176,15 +172,15 @@ class PaInvRLRecommender(BaseRecommender):
     """
 
     _parameter_constraints = {**BACKBONE_CONSTRAINTS, **RANKING_LOSS_CONSTRAINTS, **STAGE_CONSTRAINTS,
-                              "fusion": [StrOptions(set(FUSIONS))]}
-    _default_stages = {"environments": EnvironmentInference, "mask": MaskLearning}
+                              **FUSION_CONSTRAINTS}
+    _default_stages = {"environments": EnvironmentInference, "mask": MaskLearning, "fusion": Fusion}
     _renamed_parameters = RENAMED_STAGE_PARAMETERS
 
     @reject_renamed
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
-                 init_std=0.01, environments=None, mask=None, n_outer_iter=5, fusion="attention",
+                 init_std=0.01, environments=None, mask=None, n_outer_iter=5, fusion=None,
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
@@ -220,36 +216,8 @@ class PaInvRLRecommender(BaseRecommender):
                             data, stage_training(self, data), self.history_)      # 1-2
         vars(self).update(stage_attributes(stages, data, self.user_ids_, self.item_ids_))
         start = time.perf_counter()
-        self._fit_final(data, stages.final_mask)                                    # 3
+        model = self.module_ = build_fused_model(self, data, stages.final_mask)    # 3
+        losses = ranking_part_losses(model, data, self.n_negatives, self.loss_weights)
+        objective = POOLED.build(model, data.items, losses, *final_environments(stages, data))
+        self.attention_weights_ = train_fused_model(self, model, objective, data)
         self.stage_times_["final"] = time.perf_counter() - start
-
-    def _fit_final(self, data, mask):
-        """Module 3: convert module in the backbone, early-stopped on validation NDCG@20."""
-        features = data.features if data.features is not None else torch.zeros(
-            data.n_items, 0, device=data.device)
-        if mask is None:
-            mask = torch.ones(features.shape[1], device=data.device)
-        self.module_ = ConvertScorer(
-            data.n_users, data.n_items, features, mask, id_dim=self.embedding_dim,
-            content_dim=self.content_dim, fusion=self.fusion, item_id_weight=self.item_id_weight,
-            init_std=self.init_std, generator=data.generator)
-        groups = self.module_.l2_parameter_groups(self.l2_embedding, self.l2_content,
-                                                  self.item_l2_ratio, scale=1.0 / self.batch_size)
-        optimizer = make_adam(groups, self.learning_rate)
-        self._train_epochs(self.module_, optimizer, self._final_objective(data), data)
-        with torch.no_grad():
-            self.attention_weights_ = self.module_.attention_weights().cpu().numpy()
-
-    def _final_objective(self, data):
-        beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
-        weights = tuple(float(w) for w in self.loss_weights)
-        module = self.module_
-
-        def objective(rows):
-            users, items = data.users[rows], data.items[rows]
-            negatives = sample_negatives(data.n_items, len(rows), self.n_negatives,
-                                         generator=data.generator, device=data.device)
-            pos, neg = pair_and_negative_scores(module, users, items, negatives)
-            return ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives], w=weights)
-
-        return objective

@@ -7,8 +7,8 @@ from sklearn.exceptions import NotFittedError
 
 import invrec.base
 import invrec.training
-import invrec.nn.environments
-import invrec.nn.invariant_mask
+import invrec.invariance.environments
+import invrec.invariance.invariant_mask
 from invrec.baselines import UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.eior import EIORRecommender, EIORRegressor
@@ -58,7 +58,7 @@ def _interrupt_stage(monkeypatch, stage):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    for module in (invrec.base, invrec.nn.environments, invrec.nn.invariant_mask):
+    for module in (invrec.base, invrec.invariance.environments, invrec.invariance.invariant_mask):
         monkeypatch.setattr(module, "train_epochs", interrupted)
 
 

@@ -1,4 +1,4 @@
-"""Tests of invrec.nn.attention: the fusion of invariant and variant item representations."""
+"""Tests of invrec.invariance.fusion: the fusion of invariant and variant item representations."""
 
 import math
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from hypothesis import assume, given, settings, strategies as st
 
-from invrec.nn import AttentionFusion
-from invrec.nn.attention import FUSION_MODES
+from invrec.invariance import AttentionFusion
+from invrec.invariance.fusion import FUSION_MODES
 
 FAST = settings(max_examples=40, deadline=None)
 

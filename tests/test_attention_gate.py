@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from invrec.nn import AttentionFusion
+from invrec.invariance import AttentionFusion
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -76,7 +76,7 @@ def test_prior_outside_the_open_interval_is_refused(prior):
 
 
 def test_repr_names_every_non_default_option():
-    from invrec.nn import AttentionFusion
+    from invrec.invariance import AttentionFusion
 
     text = repr(AttentionFusion(4, context_dim=3))
     assert "context_dim=3" in text and "gate" not in text and "prior" not in text

@@ -9,8 +9,8 @@ from sklearn.base import clone
 
 from invrec import ItemFeatures
 from invrec.datasets import make_multimodal_interactions
-from invrec.eior import EIORRecommender, EIORRegressor, EIORScorer
-from invrec.invariance import EnvironmentInference, MaskLearning
+from invrec.eior import EIORRecommender, EIORRegressor
+from invrec.invariance import EnvironmentInference, FusedItemModel, FusedObjective, Fusion, MaskLearning
 
 STAGES = dict(environments=EnvironmentInference(2, max_rounds=1, epochs=1), n_outer_iter=1,
               mask=MaskLearning(epochs=2, learning_rate=1e-2, weighting=0.5))
@@ -76,10 +76,10 @@ def test_global_fusion_learns_one_pair(synthetic):
 def test_fusion_only_enters_the_fused_score():
     """IRM and ERM scores bypass the fusion: only the fused score has gradient on its parameters."""
     g = torch.Generator().manual_seed(0)
-    scorer = EIORScorer(5, 6, torch.rand(6, 4), torch.tensor([1.0, 1.0, 0.0, 0.0]), id_dim=2,
-                        content_dim=3, generator=g)
+    scorer = FusedItemModel(5, 6, torch.rand(6, 4), torch.tensor([1.0, 1.0, 0.0, 0.0]), id_dim=2,
+                            content_dim=3, generator=g)
     users, items, negs = torch.tensor([0, 1, 4]), torch.tensor([2, 3, 5]), torch.tensor([0, 1])
-    scored = scorer.three_scores(users, items, negs)
+    scored = scorer.part_scores(users, items, negs)
     fused_pos = scorer(users, items)
     torch.testing.assert_close(scored[0][0], fused_pos)
     torch.testing.assert_close(scored[0][1], scorer.score_users(users)[:, negs])
@@ -93,7 +93,8 @@ def test_fusion_only_enters_the_fused_score():
 def test_default_fusion_is_a_gate_the_variant_projection_cannot_undo(fitted):
     """Default: no self-attention, gated. Scaling W_var up changes no score; without the gate it does."""
     module = fitted.module_
-    assert module.fusion.gate and not module.fusion.self_attention and fitted.fusion_prior == 0.5
+    assert module.fusion.gate and not module.fusion.self_attention and module.fusion.prior == 0.5
+    assert fitted.fusion is None and fitted.get_params()["fusion__prior"] == 0.5
     users = torch.arange(5)
     with torch.no_grad():
         before = module.score_users(users).clone()
@@ -111,11 +112,10 @@ def test_default_fusion_is_a_gate_the_variant_projection_cannot_undo(fitted):
 
 def test_fusion_prior_sets_the_start_and_training_moves_it(synthetic):
     g = torch.Generator().manual_seed(0)
-    scorer = EIORScorer(3, 4, torch.rand(4, 5), torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0]), id_dim=2,
-                        content_dim=3, fusion="attention", self_attention=False, gate=True, prior=0.9,
-                        generator=g)
+    scorer = FusedItemModel(3, 4, torch.rand(4, 5), torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0]), id_dim=2,
+                            content_dim=3, fusion=Fusion(prior=0.9), generator=g)
     torch.testing.assert_close(scorer.attention_weights(), torch.tensor([[0.9, 0.1]]).expand(4, 2))
-    model = EIORRecommender(**{**TINY, "max_epochs": 10}, fusion_prior=0.9)
+    model = EIORRecommender(**{**TINY, "max_epochs": 10}).set_params(fusion__prior=0.9)
     model.fit(synthetic.interactions[["user", "item"]],
                                         item_features=synthetic.item_features)
     assert np.abs(model.attention_weights_[:, 0] - 0.9).max() > 1e-3
@@ -193,15 +193,39 @@ def test_explicit_mode_errors_name_the_fix():
         model.fit(table, ratings, item_features=features, validation_data=table)
 
 
-@pytest.mark.parametrize("param, value", [("fusion", "mean"),
-                                          ("fusion_objective", "sum"), ("w_irm", -1.0),
-                                          ("mask__weighting", 1.5), ("self_attention", "yes"),
-                                          ("fusion_gate", "yes"), ("fusion_prior", 1.0),
-                                          ("fusion_prior", 0.0)])
-def test_bad_parameters_are_named(synthetic, param, value):
+@pytest.mark.parametrize("param, value", [("fusion", "mean"), ("fusion__mode", "mean"),
+                                          ("objective__fuse", "sum"), ("objective__w_irm", -1.0),
+                                          ("mask__weighting", 1.5), ("fusion__self_attention", "yes"),
+                                          ("fusion__gate", "yes"), ("fusion__prior", 1.0),
+                                          ("fusion__prior", 0.0), ("objective", "irm")])
+def test_bad_parameters_are_named_before_any_training(synthetic, param, value, monkeypatch):
     model = clone(EIORRecommender(**TINY)).set_params(**{param: value})
+    monkeypatch.setattr("invrec.eior.run_stages", None)       # a stage run would fail differently
     with pytest.raises(ValueError, match=param.split("__")[-1]):
         model.fit(synthetic.interactions[["user", "item"]])
+
+
+@pytest.mark.parametrize("old, new", [("self_attention", "fusion=Fusion(self_attention="),
+                                      ("fusion_gate", "fusion__gate"), ("fusion_prior", "fusion__prior"),
+                                      ("fusion_objective", "objective=FusedObjective(fuse="),
+                                      ("w_irm", "objective__w_irm"), ("w_erm", "objective__w_erm"),
+                                      ("irm_weight", "objective__irm_weight")])
+def test_former_flat_parameters_name_their_nested_spelling(old, new):
+    with pytest.raises(TypeError, match=new.replace("(", r"\(")):
+        EIORRecommender(**{old: 0.5})
+    with pytest.raises(ValueError, match=new.replace("(", r"\(")):
+        EIORRegressor().set_params(**{old: 0.5})
+
+
+def test_objective_weights_shape_the_loss(synthetic):
+    """w_erm = 0 drops the variant-only loss (no log, no term); the pooled fuse is the plain mean."""
+    model = EIORRecommender(**{**TINY, "max_epochs": 2},
+                            objective=FusedObjective("pooled", w_irm=0.25, w_erm=0.0))
+    model.fit(synthetic.interactions[["user", "item"]], item_features=synthetic.item_features)
+    final = [r for r in model.history_ if r["stage"] == "final"]
+    assert "loss_erm" not in final[-1] and "loss_irm" in final[-1]
+    np.testing.assert_allclose(final[-1]["train_loss"], final[-1]["loss_fuse"] + 0.25 * final[-1]["loss_irm"],
+                               rtol=0.05)
 
 
 def test_feedback_flag_names_the_two_estimators():

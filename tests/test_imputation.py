@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invrec import ItemFeatures
-from invrec.imputation import CrossModalImputer
+from invrec.multimodal.imputation import CrossModalImputer
 
 
 def _linear_pair(seed, n=80, d_a=4, d_t=6):

@@ -2,7 +2,6 @@
 the stochastic-gate mask, batched environment models and their reassignment, mask objectives and
 the convert module."""
 
-import math
 
 import numpy as np
 import pytest
@@ -11,24 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
-from invrec.nn import (
-    ConvertModule,
-    ConvertScorer,
-    EnvironmentScorers,
-    StochasticGateMask,
-    UltraGCNScorer,
-    degree_weights,
-    environment_risks,
-    gradient_variance_penalty,
-    group_by_environment,
-    infer_environments,
-    irmv1_penalty,
-    learn_invariant_mask,
-    mgda_weight,
-    reassign_environments,
-    ultragcn_loss,
-    vrex_penalty,
-)
+from invrec.nn import UltraGCNModel, degree_weights, ultragcn_loss
+from invrec.invariance import EnvironmentModels, StochasticGateMask, environment_risks, gradient_variance_penalty, group_by_environment, infer_environments, irmv1_penalty, learn_invariant_mask, mgda_weight, reassign_environments, vrex_penalty
 
 GRID = np.linspace(0.0, 1.0, 2001)
 
@@ -151,7 +134,7 @@ def test_reassignment_rule_is_argmax_of_scores():
 
 
 def _separate(models, k, features):
-    single = UltraGCNScorer(models.n_users, models.n_items, features, id_dim=models.id_dim,
+    single = UltraGCNModel(models.n_users, models.n_items, features, id_dim=models.id_dim,
                             content_dim=models.content_dim)
     with torch.no_grad():
         single.user_embedding.copy_(models.user_embedding[k])
@@ -164,7 +147,7 @@ def _separate(models, k, features):
 def test_batched_environment_models_equal_separate_models():
     g = torch.Generator().manual_seed(0)
     features = torch.rand(7, 5, generator=g)
-    models = EnvironmentScorers(3, 6, 7, features, id_dim=3, content_dim=2, init_std=0.3, generator=g)
+    models = EnvironmentModels(3, 6, 7, features, id_dim=3, content_dim=2, init_std=0.3, generator=g)
     with torch.no_grad():
         models.bias.normal_(0, 0.3, generator=g)
     users = torch.randint(0, 6, (20,), generator=g)
@@ -226,7 +209,7 @@ def test_infer_environments_rounds_and_stopping_rule():
 def test_environment_risks_and_per_environment_gradients():
     g = torch.Generator().manual_seed(1)
     features = torch.rand(8, 4, generator=g)
-    scorer = UltraGCNScorer(5, 8, features, id_dim=2, content_dim=3, init_std=0.3, bias=False, generator=g)
+    scorer = UltraGCNModel(5, 8, features, id_dim=2, content_dim=3, init_std=0.3, bias=False, generator=g)
     users = torch.randint(0, 5, (15,), generator=g)
     items = torch.randint(0, 8, (15,), generator=g)
     env = torch.tensor([0, 1] * 7 + [0])
@@ -269,39 +252,3 @@ def test_learn_invariant_mask_fixed_weight_and_records():
     assert len(gammas) == 4 and all(0.0 <= v <= 1.0 for v in gammas)
 
 
-# ---------------------------------------------------------------- convert module
-def test_convert_module_fusions():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(6, 5, generator=g)
-    mask = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.5])
-    inv = ConvertModule(5, 3, fusion="invariant", init_std=0.5, generator=g)
-    z, w = inv(x, mask)
-    assert torch.allclose(z, F.linear(x * mask, inv.invariant.weight, inv.invariant.bias), atol=1e-6)
-    assert w.tolist() == [[1.0, 0.0]] * 6
-    glob = ConvertModule(5, 3, fusion="global", init_std=0.5, generator=g)
-    with torch.no_grad():
-        glob.logits.copy_(torch.tensor([math.log(3.0), 0.0]))
-    z, w = glob(x, mask)
-    assert torch.allclose(w, torch.tensor([[0.75, 0.25]] * 6))
-    z_inv = F.linear(x * mask, glob.invariant.weight, glob.invariant.bias)
-    z_var = F.linear(x * (1 - mask), glob.variant.weight, glob.variant.bias)
-    assert torch.allclose(z, 0.75 * z_inv + 0.25 * z_var, atol=1e-6)
-    att = ConvertModule(5, 3, init_std=0.5, generator=g)
-    _, w = att(x, mask)
-    assert torch.allclose(w.sum(1), torch.ones(6)) and w.std(0).sum() > 0   # per item
-
-
-def test_invariant_part_ignores_masked_dimensions():
-    g = torch.Generator().manual_seed(0)
-    features = torch.rand(4, 3, generator=g)
-    mask = torch.tensor([1.0, 0.0, 1.0])
-    scorer = ConvertScorer(2, 4, features, mask, id_dim=2, content_dim=2, fusion="invariant",
-                           item_id_weight=0.0, init_std=0.5, generator=g)
-    before = scorer.score_users(torch.tensor([0, 1]))
-    scorer.features[:, 1] += 5.0                      # a masked (spurious) dimension moves
-    assert torch.allclose(scorer.score_users(torch.tensor([0, 1])), before, atol=1e-6)
-    scorer.features[:, 0] += 5.0                      # a kept one changes the scores
-    assert not torch.allclose(scorer.score_users(torch.tensor([0, 1])), before)
-    # item_id_weight scales the id part of the item vectors
-    scaled = ConvertScorer(2, 4, features, mask, id_dim=2, content_dim=2, item_id_weight=0.5)
-    assert torch.allclose(scaled.item_vectors()[:, :2], 0.5 * scaled.item_embedding)

@@ -10,11 +10,11 @@ from torch.nn import functional as F
 from invrec import ItemFeatures
 from invrec.base import FitData
 from invrec.datasets import make_multimodal_interactions
-from invrec.imputation import CrossModalImputer
+from invrec.multimodal.imputation import CrossModalImputer
 from invrec.metrics import make_ranking_scorer
 from invrec.milk import MILKRecommender
 from invrec.model_selection import NewItemSplit
-from invrec.nn import MultimodalContentScorer, sample_cyclic_environments
+from invrec.multimodal import MultimodalContentModel, sample_cyclic_mixtures
 
 TINY = dict(embedding_dim=8, batch_size=256, max_epochs=4, early_stopping=False, random_state=0)
 
@@ -50,7 +50,7 @@ def test_batch_loss_matches_the_formula_by_hand():
     availability[2, 1] = False                       # item 2 misses modality b: never aligned
     users, items = torch.tensor([0, 1, 2, 3, 4, 0]), torch.tensor([2, 2, 3, 0, 5, 1])
     data = _fit_data(features, availability, slices, users, items, n_users)
-    module = MultimodalContentScorer(n_users, features, list(slices.values()), dim=4,
+    module = MultimodalContentModel(n_users, features, list(slices.values()), dim=4,
                                      generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(n_negatives=2, alignment_weight=0.3, invariance_weight=7.0,
                           l2_embedding=0.01, dirichlet_alpha=0.5)
@@ -61,7 +61,7 @@ def test_batch_loss_matches_the_formula_by_hand():
 
     # the same draws, in the same order: negatives, then the environments
     neg = torch.randint(0, n_items, (4, 2), generator=replay)
-    env = sample_cyclic_environments(2, 0.5, generator=replay)
+    env = sample_cyclic_mixtures(2, 0.5, generator=replay)
     u, pos = module.user_vectors(users[rows]), items[rows]
     c = module.modality_vectors()                                   # (n_items, 2, d)
     risks = []
@@ -78,7 +78,7 @@ def test_batch_loss_matches_the_formula_by_hand():
     expected = risks.sum() + 7.0 * risks.var() + 0.3 * alignment + 0.01 * reg
     assert torch.allclose(loss, expected, rtol=1e-5)
     # the batch's terms, as the training loop logs them
-    assert torch.allclose(logs["environment_risks"], risks, rtol=1e-5)
+    assert torch.allclose(logs["mixture_risks"], risks, rtol=1e-5)
     assert torch.allclose(logs["risk_variance"], risks.var(), rtol=1e-5)
     assert torch.allclose(logs["alignment"], alignment, rtol=1e-5)
 
@@ -90,10 +90,10 @@ def test_missing_environments_replace_a_modality_by_its_fill_by_hand():
     slices = {"a": slice(0, 3), "b": slice(3, 5)}
     users, items = torch.tensor([0, 1, 2, 3, 4, 0]), torch.tensor([2, 2, 3, 0, 5, 1])
     data = _fit_data(features, None, slices, users, items, n_users)
-    module = MultimodalContentScorer(n_users, features, list(slices.values()), dim=4,
+    module = MultimodalContentModel(n_users, features, list(slices.values()), dim=4,
                                      generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(n_negatives=2, alignment_weight=0.0, invariance_weight=3.0,
-                          l2_embedding=0.0, environments="missing", missing_rate=0.5)
+                          l2_embedding=0.0, mixtures="missing", missing_rate=0.5)
     est.modalities_ = ("a", "b")
     est._fill_values = {"a": np.array([0.1, 0.2, 0.3]), "b": np.array([0.5, -0.5])}
     objective = est._batch_objective(module, data)
@@ -124,15 +124,15 @@ def test_missing_environments_replace_a_modality_by_its_fill_by_hand():
 
 def test_missing_environments_at_rate_zero_all_equal_the_uniform_one(synthetic):
     data, train, _, _, _ = synthetic
-    model = MILKRecommender(**TINY, environments="missing", missing_rate=0.0)
+    model = MILKRecommender(**TINY, mixtures="missing", missing_rate=0.0)
     model.fit(train, item_features=data.item_features)
-    risks = model.environment_risks_
+    risks = model.mixture_risks_
     assert risks.shape == (4, 3)                                    # uniform + one per modality
     np.testing.assert_allclose(risks[:, 1:], risks[:, [0, 0]], rtol=1e-6)
     assert all(r["risk_variance"] < 1e-10 for r in model.history_)
-    both = MILKRecommender(**TINY, environments="cyclic+missing").fit(
+    both = MILKRecommender(**TINY, mixtures="cyclic+missing").fit(
         train, item_features=data.item_features)
-    assert both.environment_risks_.shape == (4, 5)                  # uniform, 2 cyclic, 2 missing
+    assert both.mixture_risks_.shape == (4, 5)                  # uniform, 2 cyclic, 2 missing
     assert all(r["risk_variance"] > 0 for r in both.history_)
 
 
@@ -141,16 +141,16 @@ def test_no_environments_is_bpr_on_the_uniform_fusion():
     features = torch.rand(4, 4, generator=g)
     data = _fit_data(features, None, {"a": slice(0, 2), "b": slice(2, 4)},
                      torch.tensor([0, 1]), torch.tensor([1, 2]), 2)
-    module = MultimodalContentScorer(2, features, [slice(0, 2), slice(2, 4)], dim=3,
+    module = MultimodalContentModel(2, features, [slice(0, 2), slice(2, 4)], dim=3,
                                      generator=torch.Generator().manual_seed(1))
-    est = MILKRecommender(environments="none", alignment_weight=0.0, l2_embedding=0.0)
+    est = MILKRecommender(mixtures="none", alignment_weight=0.0, l2_embedding=0.0)
     objective = est._batch_objective(module, data)
     loss, logs = objective(torch.tensor([0, 1]))
     neg = torch.randint(0, 4, (2, 1), generator=torch.Generator().manual_seed(0))
     u, item = module.user_vectors(torch.tensor([0, 1])), module.item_vectors()
     expected = F.softplus((u * item[neg[:, 0]]).sum(1) - (u * item[torch.tensor([1, 2])]).sum(1)).mean()
     assert torch.allclose(loss, expected)
-    assert logs["environment_risks"].shape == (1,) and float(logs["risk_variance"]) == 0.0
+    assert logs["mixture_risks"].shape == (1,) and float(logs["risk_variance"]) == 0.0
 
 
 def test_warm_negative_pool_never_draws_new_items():
@@ -159,7 +159,7 @@ def test_warm_negative_pool_never_draws_new_items():
     items = torch.tensor([0, 1, 2, 0, 1])
     data = _fit_data(features, None, {"a": slice(0, 2), "b": slice(2, 4)},
                      torch.tensor([0, 1, 2, 3, 4]), items, 5)
-    module = MultimodalContentScorer(5, features, [slice(0, 2), slice(2, 4)], dim=3)
+    module = MultimodalContentModel(5, features, [slice(0, 2), slice(2, 4)], dim=3)
     seen = []
     original = module.batch_modality_vectors
     module.batch_modality_vectors = lambda idx: (seen.append(idx.clone()), original(idx))[1]
@@ -173,15 +173,15 @@ def test_fit_diagnostics_and_environment_count(synthetic):
     data, train, _, _, _ = synthetic
     model = MILKRecommender(**TINY).fit(train, item_features=data.item_features)
     assert model.modalities_ == ("visual", "acoustic")
-    assert model.environment_risks_.shape == (4, 3)                 # M + 1 environments
+    assert model.mixture_risks_.shape == (4, 3)                 # M + 1 environments
     assert len(model.history_) == 4
     for record in model.history_:
-        assert len(record["environment_risks"]) == 3 and record["risk_variance"] >= 0
+        assert len(record["mixture_risks"]) == 3 and record["risk_variance"] >= 0
         assert record["alignment"] > 0
-    assert model.environment_risks_[-1].mean() < model.environment_risks_[0].mean()
-    ablated = MILKRecommender(**TINY, environments="none", alignment_weight=0.0)
+    assert model.mixture_risks_[-1].mean() < model.mixture_risks_[0].mean()
+    ablated = MILKRecommender(**TINY, mixtures="none", alignment_weight=0.0)
     ablated.fit(train, item_features=data.item_features)
-    assert ablated.environment_risks_.shape == (4, 1)
+    assert ablated.mixture_risks_.shape == (4, 1)
     assert all(r["alignment"] == 0 and r["risk_variance"] == 0 for r in ablated.history_)
 
 
@@ -189,7 +189,7 @@ def test_three_modalities_give_four_environments():
     data = make_multimodal_interactions(n_users=40, n_items=30, random_state=1,
                                         modalities={"v": (4, 4), "a": (3, 3), "t": (5, 2)})
     model = MILKRecommender(**TINY).fit(data.interactions, item_features=data.item_features)
-    assert model.environment_risks_.shape == (4, 4)
+    assert model.mixture_risks_.shape == (4, 4)
 
 
 def test_alignment_pulls_modality_representations_together(synthetic):
@@ -328,11 +328,11 @@ def test_missing_environments_with_exact_imputation_equal_the_uniform_one(synthe
     a /= np.linalg.norm(a, axis=1, keepdims=True)                      # unit rows: normalising keeps
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))                        # b = a q exactly linear
     feats = ItemFeatures({"a": a, "b": a @ q}, item_ids=data.item_features.item_ids)
-    params = dict(TINY, environments="missing", missing_rate=0.5, max_epochs=15, learning_rate=0.05)
+    params = dict(TINY, mixtures="missing", missing_rate=0.5, max_epochs=15, learning_rate=0.05)
     exact = MILKRecommender(**params, missing_fill="impute").fit(train, item_features=feats)
-    np.testing.assert_allclose(exact.environment_risks_[:, 1:], exact.environment_risks_[:, [0, 0]], atol=1e-5)
+    np.testing.assert_allclose(exact.mixture_risks_[:, 1:], exact.mixture_risks_[:, [0, 0]], atol=1e-5)
     mean = MILKRecommender(**params).fit(train, item_features=feats)
-    assert np.abs(mean.environment_risks_[:, 1:] - mean.environment_risks_[:, [0]]).max() > 1e-3   # the mean fill costs
+    assert np.abs(mean.mixture_risks_[:, 1:] - mean.mixture_risks_[:, [0]]).max() > 1e-3   # the mean fill costs
 
 
 def test_new_items_after_fit_match_in_catalog_scores(synthetic):
@@ -356,7 +356,7 @@ def test_single_modality_and_no_features(synthetic):
     data, train, _, _, _ = synthetic
     one = data.item_features.select_modalities(["visual"])
     model = MILKRecommender(**TINY).fit(train, item_features=one)
-    assert model.environment_risks_.shape == (4, 1)
+    assert model.mixture_risks_.shape == (4, 1)
     mf = MILKRecommender(**TINY).fit(train)
     assert mf.modalities_ == () and np.isfinite(mf.predict(train.iloc[:10])).all()
     with pytest.raises(ValueError, match="cannot score"):
@@ -378,7 +378,7 @@ def test_pickled_model_scores_new_items(synthetic, fill):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"environments": "random"}, "environments"),
+    ({"mixtures": "random"}, "mixtures"),
     ({"missing_rate": 1.5}, "missing_rate"),
     ({"negative_pool": "cold"}, "negative_pool"),
     ({"missing_fill": "median"}, "missing_fill"),

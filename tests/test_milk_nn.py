@@ -10,13 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.nn import functional as F
 
-from invrec.nn import (
-    MultimodalContentScorer,
-    cross_modality_alignment,
-    cyclic_environments,
-    sample_cyclic_environments,
-    sample_dirichlet,
-)
+from invrec.multimodal import MultimodalContentModel, cross_modality_alignment, cyclic_mixtures, sample_cyclic_mixtures, sample_dirichlet
 
 
 # ---------------------------------------------------------------------- Dirichlet
@@ -52,17 +46,17 @@ def test_dirichlet_is_reproducible_and_checks_arguments():
 
 # ---------------------------------------------------------------------- cyclic mixup
 def test_cyclic_environments_hand_values():
-    env = cyclic_environments(torch.tensor([0.6, 0.3, 0.1]))
+    env = cyclic_mixtures(torch.tensor([0.6, 0.3, 0.1]))
     expected = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.6, 0.3, 0.1], [0.1, 0.6, 0.3], [0.3, 0.1, 0.6]])
     assert torch.allclose(env, expected)
-    assert torch.allclose(cyclic_environments(torch.tensor([0.8, 0.2]), include_uniform=False),
+    assert torch.allclose(cyclic_mixtures(torch.tensor([0.8, 0.2]), include_uniform=False),
                           torch.tensor([[0.8, 0.2], [0.2, 0.8]]))
 
 
 @settings(max_examples=60, deadline=None)
 @given(m=st.integers(2, 6), alpha=st.sampled_from([0.01, 0.1, 1.0, 10.0]), seed=st.integers(0, 2**31 - 1))
 def test_cyclic_mixup_properties(m, alpha, seed):
-    env = sample_cyclic_environments(m, alpha, generator=torch.Generator().manual_seed(seed))
+    env = sample_cyclic_mixtures(m, alpha, generator=torch.Generator().manual_seed(seed))
     assert env.shape == (m + 1, m)
     # every environment is a weighting: non-negative, sums to 1
     assert (env >= 0).all()
@@ -84,7 +78,7 @@ def test_cyclic_mixup_properties(m, alpha, seed):
 
 def test_environments_are_resampled_each_call():
     g = torch.Generator().manual_seed(0)
-    first, second = (sample_cyclic_environments(2, 0.1, generator=g) for _ in range(2))
+    first, second = (sample_cyclic_mixtures(2, 0.1, generator=g) for _ in range(2))
     assert torch.equal(first[0], second[0]) and not torch.equal(first[1:], second[1:])
 
 
@@ -126,7 +120,7 @@ def test_alignment_without_any_pair_is_zero_and_differentiable():
 def scorer():
     g = torch.Generator().manual_seed(0)
     features = torch.rand(6, 5, generator=g)
-    return MultimodalContentScorer(4, features, [slice(0, 3), slice(3, 5)], dim=3, generator=g)
+    return MultimodalContentModel(4, features, [slice(0, 3), slice(3, 5)], dim=3, generator=g)
 
 
 def test_scorer_modality_vectors_are_linear_extractors(scorer):
@@ -155,29 +149,29 @@ def test_scorer_paths_agree(scorer):
 
 def test_scorer_initialisation_follows_the_generator():
     features = torch.rand(6, 5)
-    a = MultimodalContentScorer(4, features, dim=3, generator=torch.Generator().manual_seed(7))
-    b = MultimodalContentScorer(4, features, dim=3, generator=torch.Generator().manual_seed(7))
+    a = MultimodalContentModel(4, features, dim=3, generator=torch.Generator().manual_seed(7))
+    b = MultimodalContentModel(4, features, dim=3, generator=torch.Generator().manual_seed(7))
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     assert a.n_modalities == 1
 
 
 def test_scorer_id_fallback_without_content():
-    scorer = MultimodalContentScorer(3, None, n_items=5, dim=2)
+    scorer = MultimodalContentModel(3, None, n_items=5, dim=2)
     assert not scorer.has_content and scorer.n_modalities == 1
     assert scorer.modality_vectors(torch.tensor([1, 2])).shape == (2, 1, 2)
     assert scorer.score_users(torch.tensor([0])).shape == (1, 5)
     with pytest.raises(ValueError, match="no content"):
         scorer.extract(torch.zeros(1, 4))
     with pytest.raises(ValueError, match="n_items"):
-        MultimodalContentScorer(3, None)
+        MultimodalContentModel(3, None)
     with pytest.raises(ValueError, match="slices"):
-        MultimodalContentScorer(3, torch.zeros(4, 5), [slice(0, 2)])
+        MultimodalContentModel(3, torch.zeros(4, 5), [slice(0, 2)])
 
 
 # ---------------------------------------------------------------------- missing-modality environments
 def test_missing_masks_rate_and_independence():
-    from invrec.nn.mixup import sample_missing_masks
+    from invrec.multimodal.mixup import sample_missing_masks
     masks = sample_missing_masks(3, 20_000, 0.25, generator=torch.Generator().manual_seed(0))
     assert masks.shape == (3, 20_000) and masks.dtype == torch.bool
     np.testing.assert_allclose(masks.float().mean(1).numpy(), 0.25, atol=0.01)
@@ -192,13 +186,13 @@ def test_missing_masks_rate_and_independence():
 def test_missing_environment_scores_equal_fusing_the_filled_representations(m, n, seed):
     """Score in environment e == dot product with the mean of the representations after
     replacing modality e of the masked items by the fill."""
-    from invrec.nn.mixup import missing_environment_scores
+    from invrec.multimodal.mixup import missing_modality_scores
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(n, 3, generator=g, dtype=torch.float64)
     c = torch.randn(n, m, 3, generator=g, dtype=torch.float64)     # one item per user
     fill = torch.randn(m, 3, generator=g, dtype=torch.float64)
     masks = torch.rand(n, m, generator=g) < 0.5
-    got = missing_environment_scores(torch.einsum("nd,nmd->nm", u, c), u @ fill.T, masks)
+    got = missing_modality_scores(torch.einsum("nd,nmd->nm", u, c), u @ fill.T, masks)
     for e in range(m):
         reps = c.clone()
         reps[masks[:, e], e] = fill[e]

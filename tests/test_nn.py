@@ -8,17 +8,8 @@ import scipy.sparse as sp
 import torch
 from hypothesis import given, settings, strategies as st
 
-from invrec.nn import (
-    UltraGCNScorer,
-    degree_weights,
-    item_item_loss,
-    item_item_neighbors,
-    iterate_minibatches,
-    make_adam,
-    pair_and_negative_scores,
-    sample_negatives,
-    ultragcn_loss,
-)
+from invrec.nn import (UltraGCNModel, degree_weights, item_item_loss, item_item_neighbors, iterate_minibatches,
+                       make_adam, pair_and_negative_scores, sample_negatives, ultragcn_loss)
 from invrec.nn.sampling import expand_groups, n_negative_groups
 from invrec.nn.scoring import _distinct
 
@@ -34,7 +25,7 @@ def make_scorer(n_users=5, n_items=7, d=6, seed=0, **kw):
     feats = torch.rand(n_items, d, generator=g, dtype=torch.float32)
     kw.setdefault("id_dim", 3)
     kw.setdefault("content_dim", 4)
-    return UltraGCNScorer(n_users, n_items, feats, generator=g, **kw)
+    return UltraGCNModel(n_users, n_items, feats, generator=g, **kw)
 
 
 # --------------------------------------------------------------------------------------- losses
@@ -200,13 +191,13 @@ def test_scorer_shapes_and_parameters():
     assert s.user_vectors(torch.tensor([1, 2])).shape == (2, 7)
     assert s(torch.tensor([0, 4]), torch.tensor([6, 6])).shape == (2,)
     assert s.score_users(torch.tensor([0, 1, 2])).shape == (3, 7)
-    assert UltraGCNScorer(2, 3, torch.zeros(3, 4), bias=False).projection.bias is None
+    assert UltraGCNModel(2, 3, torch.zeros(3, 4), bias=False).projection.bias is None
 
 
 def test_scorer_copies_read_only_arrays():
     arr = np.arange(6, dtype=np.float64).reshape(3, 2)
     arr.setflags(write=False)
-    s = UltraGCNScorer(2, 3, arr, generator=gen())
+    s = UltraGCNModel(2, 3, arr, generator=gen())
     assert s.features.dtype == torch.get_default_dtype()
     np.testing.assert_array_equal(s.features.numpy(), arr)
     s.features.mul_(0)          # the buffer is the module's own copy
@@ -218,7 +209,7 @@ def test_scorer_init_is_reproducible_and_scaled():
     for name, p in a.named_parameters():
         torch.testing.assert_close(p, dict(b.named_parameters())[name])
     assert not torch.equal(a.user_embedding, c.user_embedding)
-    big = UltraGCNScorer(400, 300, torch.zeros(300, 50), init_std=0.01, generator=gen())
+    big = UltraGCNModel(400, 300, torch.zeros(300, 50), init_std=0.01, generator=gen())
     assert abs(big.user_embedding.std().item() - 0.01) < 5e-4
     assert abs(big.projection.weight.std().item() - 0.01) < 1e-3
 
@@ -237,18 +228,17 @@ def test_score_users_agrees_with_forward():
 
 
 def test_content_free_scorer():
-    s = UltraGCNScorer(4, 5, torch.zeros(5, 0), id_dim=3, content_dim=8, generator=gen())
+    s = UltraGCNModel(4, 5, torch.zeros(5, 0), id_dim=3, content_dim=8, generator=gen())
     assert s.projection is None and s.content_dim == 0 and s.dim == 3
     assert s.item_vectors().shape == (5, 3)
     torch.testing.assert_close(s.score_users(torch.arange(4)), s.user_embedding @ s.item_embedding.T)
-    reg = s.regularization()
-    assert reg.projection.item() == 0.0
-    none = UltraGCNScorer(4, 5, None, id_dim=3, generator=gen())
+    assert [g["weight_decay"] for g in s.l2_parameter_groups(1.0, 1.0)] == [2.0, 4.0]   # no content group
+    none = UltraGCNModel(4, 5, None, id_dim=3, generator=gen())
     assert none.dim == 3
     with pytest.raises(ValueError):
-        UltraGCNScorer(4, 5, torch.zeros(5, 0), id_dim=0)
+        UltraGCNModel(4, 5, torch.zeros(5, 0), id_dim=0)
     with pytest.raises(ValueError, match="features"):
-        UltraGCNScorer(4, 5, torch.zeros(6, 2))
+        UltraGCNModel(4, 5, torch.zeros(6, 2))
 
 
 def test_mask_multiplies_features():
@@ -291,15 +281,12 @@ def test_gradients_reach_the_right_parameters():
     assert mask.grad is not None and mask.grad.abs().sum() > 0
 
 
-def test_regularization_values():
-    s = make_scorer()
-    with torch.no_grad():
-        s.projection.bias.fill_(0.5)
-    reg = s.regularization(id_weight_items=3.0)
-    U, V, W = s.user_embedding, s.item_embedding, s.projection.weight
-    torch.testing.assert_close(reg.embeddings, (U ** 2).sum() + 3.0 * (V ** 2).sum())
-    torch.testing.assert_close(reg.projection, (W ** 2).sum() + 4 * 0.25)
-    assert reg.embeddings.requires_grad
+def whole_matrix_l2(model, id_weight_items=2.0):
+    """InvRL's explicit L2 terms: ``||U||^2 + r ||V||^2`` and ``||W||^2 + ||b||^2`` (the oracle of
+    the weight-decay groups)."""
+    embeddings = model.user_embedding.square().sum() + id_weight_items * model.item_embedding.square().sum()
+    projection = sum(p.square().sum() for p in model.projection.parameters())
+    return embeddings, projection
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -317,8 +304,8 @@ def test_l2_parameter_groups_equal_explicit_regularization(fused):
     opt_b = make_adam(groups, 0.05) if fused else torch.optim.Adam(groups, lr=0.05)
     for _ in range(3):
         opt_a.zero_grad()
-        reg = explicit.regularization(ratio)
-        loss = explicit(users, items).square().sum() + scale * (l2e * reg.embeddings + l2c * reg.projection)
+        embeddings, projection = whole_matrix_l2(explicit, ratio)
+        loss = explicit(users, items).square().sum() + scale * (l2e * embeddings + l2c * projection)
         loss.backward()
         opt_a.step()
         opt_b.zero_grad()
@@ -329,7 +316,7 @@ def test_l2_parameter_groups_equal_explicit_regularization(fused):
 
 
 def test_l2_parameter_groups_without_content():
-    s = UltraGCNScorer(3, 4, None, id_dim=2)
+    s = UltraGCNModel(3, 4, None, id_dim=2)
     groups = s.l2_parameter_groups(0.1, 5.0, 3.0)
     assert [g["weight_decay"] for g in groups] == pytest.approx([0.2, 0.6])
 
@@ -485,7 +472,7 @@ def test_end_to_end_learns_planted_groups(one_thread):
     di = torch.bincount(items, minlength=n_items)
     beta_u, beta_i = degree_weights(du, di)
     feats = torch.nn.functional.normalize(torch.rand(n_items, 8, generator=g), dim=1)
-    scorer = UltraGCNScorer(n_users, n_items, feats, id_dim=16, content_dim=8, generator=g)
+    scorer = UltraGCNModel(n_users, n_items, feats, id_dim=16, content_dim=8, generator=g)
     opt = torch.optim.Adam(scorer.parameters(), lr=0.05)
     for _ in range(100):
         for batch in iterate_minibatches(len(users), 128, generator=g):
@@ -493,8 +480,8 @@ def test_end_to_end_learns_planted_groups(one_thread):
             neg = sample_negatives(n_items, len(batch), 16, generator=g)
             ps, ns = pair_and_negative_scores(scorer, u, i, neg)
             loss = ultragcn_loss(ps, ns, beta_u[u], beta_i[i], beta_i[neg])
-            reg = scorer.regularization()
-            loss = loss + 1e-4 * reg.embeddings + 1e-3 * reg.projection
+            embeddings, projection = whole_matrix_l2(scorer)
+            loss = loss + 1e-4 * embeddings + 1e-3 * projection
             opt.zero_grad()
             loss.backward()
             opt.step()

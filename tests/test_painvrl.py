@@ -76,7 +76,7 @@ def test_without_content_falls_back_to_ids(data):
 
 @pytest.mark.parametrize("params, message", [
     ({"mask__weighting": "nash"}, "'weighting' parameter of MaskLearning must be a str among {'mgda'} or a float in \\[0, 1\\]; got 'nash'"),
-    ({"fusion": "concat"}, "'fusion' parameter of PaInvRLRecommender must be a str among"),
+    ({"fusion": "concat"}, "'fusion' parameter of PaInvRLRecommender must be None, a str among"),
     ({"mask__penalty": "l1"}, "'penalty' parameter of MaskLearning must be a str among"),
     ({"mask__weighting": 1.5}, "'weighting' parameter of MaskLearning must be"),
     ({"environments__n_environments": 0}, "'n_environments' parameter of EnvironmentInference must be a positive int"),

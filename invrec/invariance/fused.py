@@ -1,7 +1,13 @@
-"""EIOR's fused item model: ids next to invariant, variant and attention-fused content.
+"""The fused item model of PaInvRL and EIOR: ids next to masked content, split and fused.
 
-(PaInvRL's convert module, :class:`invrec.nn.ConvertScorer`, is the same model with another
-fusion; the two are to become one.)
+From the invariant mask ``m`` over the content dimensions, every item ``i`` with content ``x_i``
+gets an invariant part ``z_inv = W_inv (m * x_i)`` and a variant part
+``z_var = W_var ((1 - m) * x_i)`` (separate projections), fused into ``f_i`` by an
+:class:`~invrec.invariance.AttentionFusion` (the setting: :class:`~invrec.invariance.Fusion`).
+A user and an item meet in the UltraGCN-style score ``U_u . [alpha V_i ; f_i]``, ``alpha`` the
+item id weight: item id embeddings can absorb exposure bias that no content mask removes, and
+``alpha = 0`` drops them. PaInvRL trains the fused score; EIOR adds the invariant-only and
+variant-only scores (:meth:`~invrec.invariance.FusedItemModel.part_scores`) to its loss.
 """
 
 from __future__ import annotations
@@ -9,19 +15,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.attention import AttentionFusion
+from .._moved import moved_names
 from ..nn.init import normal_, normal_linear_
+from ..nn.optim import l2_parameter_groups
+from .fusion import Fusion
 
-__all__ = ["EIORScorer"]
+__all__ = ["FusedItemModel", "PARTS"]
+
+#: The scores :meth:`~invrec.invariance.FusedItemModel.part_scores` returns, in order.
+PARTS = ("fused", "invariant", "variant")
 
 
-class EIORScorer(nn.Module):
-    """UltraGCN-style scorer with invariant, variant and fused item content.
+class FusedItemModel(nn.Module):
+    """UltraGCN-style model whose item vectors hold invariant, variant and fused content.
 
-    Score ``U_u . [alpha V_i ; z_i]`` where ``z_i`` is the invariant part ``W_inv (m * x_i)``,
-    the variant part ``W_var ((1 - m) * x_i)`` or their :class:`~invrec.nn.AttentionFusion`.
-    The id part ``U_u[:id_dim] . alpha V_i`` is the same for the three; only the fused score
-    reaches the fusion parameters.
+    It has the interface of :class:`~invrec.nn.UltraGCNModel` that the training and scoring
+    code uses (``user_vectors``, ``item_vectors``, ``score_users``, ``n_items``).
 
     Parameters
     ----------
@@ -29,32 +38,28 @@ class EIORScorer(nn.Module):
     features : Tensor of shape (n_items, d)
         Prepared content (``d = 0``: a pure id model).
     mask : Tensor of shape (d,)
-        The invariant mask (a buffer).
-    id_dim, content_dim : int
-    fusion : str, default="attention"
-        ``AttentionFusion`` mode.
-    self_attention : bool, default=True
-    gate : bool, default=False
-        ``AttentionFusion`` gate (the variant part rescaled to the invariant part's scale).
-    prior : float in (0, 1), default=0.5
-        ``AttentionFusion`` initial invariant weight.
+        The invariant mask, values in [0, 1] (a buffer).
+    id_dim, content_dim : int, default=64
+        Widths of the id part and of each content part (``content_dim=0``: a pure id model).
+    fusion : Fusion or str, default="attention"
+        The fusion setting (a str is its mode).
     item_id_weight : float, default=1.0
         ``alpha``.
     init_std : float, default=0.01
+        Standard deviation of the initial embeddings and projections (biases start at 0).
     generator : torch.Generator, default=None
 
     Examples
     --------
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
-    >>> scorer = EIORScorer(3, 4, torch.rand(4, 5), torch.ones(5), id_dim=2, content_dim=2, generator=g)
-    >>> scorer.score_users(torch.tensor([0, 2])).shape, scorer.attention_weights().shape
+    >>> model = FusedItemModel(3, 4, torch.rand(4, 5), torch.ones(5), id_dim=2, content_dim=2, generator=g)
+    >>> model.score_users(torch.tensor([0, 2])).shape, model.attention_weights().shape
     (torch.Size([2, 4]), torch.Size([4, 2]))
     """
 
     def __init__(self, n_users, n_items, features, mask, *, id_dim=64, content_dim=64,
-                 fusion="attention", self_attention=True, gate=False, prior=0.5,
-                 item_id_weight=1.0, init_std=0.01, generator=None):
+                 fusion="attention", item_id_weight=1.0, init_std=0.01, generator=None):
         super().__init__()
         features = torch.as_tensor(features)
         device, dtype = features.device, features.dtype
@@ -76,16 +81,32 @@ class EIORScorer(nn.Module):
             self.variant = nn.Linear(d, self.content_dim, device=device, dtype=dtype)
             for layer in (self.invariant, self.variant):
                 normal_linear_(layer, init_std, generator)
-            self.fusion = AttentionFusion(self.content_dim, mode=fusion, self_attention=self_attention,
-                                          gate=gate, prior=prior, generator=generator).to(device, dtype)
+            if isinstance(fusion, str):
+                fusion = Fusion.from_spelling(fusion)
+            self.fusion = fusion.build(self.content_dim, generator=generator).to(device, dtype)
 
-    def parts(self, x):
+    # ------------------------------------------------------------------ content
+    def content_parts(self, x):
         """``(z_inv, z_var, fused, weights)`` of content rows ``x`` of shape (n, d)."""
         z_inv = self.invariant(x * self.mask)
         z_var = self.variant(x * (1.0 - self.mask))
         fused, weights = self.fusion(z_inv, z_var)
         return z_inv, z_var, fused, weights
 
+    def content_vectors(self, features):
+        """Fused content of arbitrary content rows (new items included)."""
+        if self.content_dim == 0:
+            return features.new_zeros(features.shape[0], 0)
+        return self.content_parts(features)[2]
+
+    def attention_weights(self, items=None):
+        """``(n, 2)`` weights of (invariant, variant) of the catalog items (or of ``items``)."""
+        n = self.n_items if items is None else len(items)
+        if self.content_dim == 0:
+            return self.features.new_tensor([1.0, 0.0]).expand(n, 2)
+        return self.content_parts(self.features if items is None else self.features[items])[3]
+
+    # ------------------------------------------------------------------ scores
     def user_vectors(self, users=None):
         return self.user_embedding if users is None else self.user_embedding[users]
 
@@ -95,13 +116,7 @@ class EIORScorer(nn.Module):
         if self.content_dim == 0:
             return self.item_id_weight * ids
         x = self.features if items is None else self.features[items]
-        return torch.cat([self.item_id_weight * ids, self.parts(x)[2]], dim=-1)
-
-    def content_vectors(self, features):
-        """Fused content of arbitrary content rows (new items included)."""
-        if self.content_dim == 0:
-            return features.new_zeros(features.shape[0], 0)
-        return self.parts(features)[2]
+        return torch.cat([self.item_id_weight * ids, self.content_parts(x)[2]], dim=-1)
 
     def forward(self, users, items):
         return (self.user_vectors(users) * self.item_vectors(items)).sum(-1)
@@ -109,40 +124,59 @@ class EIORScorer(nn.Module):
     def score_users(self, users):
         return self.user_vectors(users) @ self.item_vectors().T
 
-    def three_scores(self, users, items, negatives=None):
-        """Fused, invariant-only and variant-only scores of the pairs, and of the negatives.
+    #: Items unknown at fit time can be scored from their content (zero without a content part).
+    has_content = True
 
-        Returns a list of three ``(pos (B,), neg (B, N) or None)`` pairs, in that order.
+    def score_new_items(self, users, features):
+        """Scores of users against content rows ``features`` (n, d): only the content parts meet."""
+        return self.user_vectors(users)[:, self.id_dim:] @ self.content_vectors(features).T
+
+    def part_scores(self, users, items, negatives=None, parts=PARTS):
+        """Scores of the pairs and of shared negatives with the fused, invariant or variant content.
+
+        Parameters
+        ----------
+        users, items : LongTensor of shape (B,)
+        negatives : LongTensor of shape (N,), default=None
+            Items scored against every user of the batch.
+        parts : sequence of {"fused", "invariant", "variant"}, default=all three
+
+        Returns
+        -------
+        list of (Tensor (B,), Tensor (B, N) or None)
+            ``(positive, negative)`` scores of each requested part, in the order asked. The id
+            part is the same for the three; only the fused score reaches the fusion parameters.
         """
         u = self.user_vectors(users)
         u_id, u_c = u[:, :self.id_dim], u[:, self.id_dim:]
         pos_id = (u_id * self.item_embedding[items]).sum(-1) * self.item_id_weight
         neg_id = None if negatives is None else (u_id @ self.item_embedding[negatives].T) * self.item_id_weight
         if self.content_dim == 0:
-            return [(pos_id, neg_id)] * 3
-        z_inv, z_var, fused, _ = self.parts(self.features[items])
-        pos_parts = (fused, z_inv, z_var)
-        if negatives is not None:
-            z_inv, z_var, fused, _ = self.parts(self.features[negatives])
-            neg_parts = (fused, z_inv, z_var)
-        out = []
-        for k in range(3):   # fused, invariant, variant
-            pos = pos_id + (u_c * pos_parts[k]).sum(-1)
-            neg = None if negatives is None else neg_id + u_c @ neg_parts[k].T
-            out.append((pos, neg))
-        return out
+            return [(pos_id, neg_id)] * len(parts)
+        index = [PARTS.index(part) for part in parts]
 
-    @property
-    def has_content(self):
-        """Items unknown at fit time can be scored from content (zero without a content part)."""
-        return True
+        def contents(x):
+            z_inv, z_var, fused, _ = self.content_parts(x)
+            return (fused, z_inv, z_var)
 
-    def score_new_items(self, users, features):
-        """Scores of users against content rows ``features`` (n, d): only the content parts meet."""
-        return self.user_vectors(users)[:, self.id_dim:] @ self.content_vectors(features).T
+        pos_c = contents(self.features[items])
+        neg_c = None if negatives is None else contents(self.features[negatives])
+        return [(pos_id + (u_c * pos_c[k]).sum(-1), None if negatives is None else neg_id + u_c @ neg_c[k].T)
+                for k in index]
 
-    def attention_weights(self):
-        """``(n_items, 2)`` weights of (invariant, variant) per catalog item."""
-        if self.content_dim == 0:
-            return self.features.new_tensor([1.0, 0.0]).expand(self.n_items, 2)
-        return self.parts(self.features)[3]
+    # ------------------------------------------------------------------ training
+    def l2_parameter_groups(self, l2_embedding, l2_content, id_weight_items=2.0, *, scale=1.0):
+        """Coupled weight decay: users, item ids (times ``id_weight_items``), the two projections;
+        none on the fusion (its weights are bounded by the softmax) or on a rating head."""
+        content = [] if self.content_dim == 0 else [*self.invariant.parameters(), *self.variant.parameters()]
+        rest = [p for name, p in self.named_parameters() if name.startswith(("fusion.", "head."))]
+        return l2_parameter_groups(self.user_embedding, self.item_embedding, content, l2_embedding,
+                                   l2_content, id_weight_items, scale=scale, free=rest)
+
+__getattr__ = moved_names(__name__, {}, {
+    "ConvertScorer": "PaInvRL's and EIOR's item models are one, invrec.invariance.FusedItemModel",
+    "ConvertModule": "its projections and fusion are parts of invrec.invariance.FusedItemModel "
+                     "(fusion: invrec.invariance.AttentionFusion)",
+    "EIORScorer": "use invrec.invariance.FusedItemModel (three_scores is part_scores)",
+    "FUSIONS": "the one fusion vocabulary is invrec.invariance.FUSION_MODES",
+})

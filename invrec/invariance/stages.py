@@ -23,14 +23,15 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 
-from ..nn.environments import infer_environments
-from ..nn.invariant_mask import PENALTIES, learn_invariant_mask
+from .environments import infer_environments
+from .invariant_mask import PENALTIES, learn_invariant_mask
 from ..utils.params import Interval, StrOptions, validate_parameters
+from .fusion import FUSION_MODES, Fusion
 from .masks import binarize_mask
 
 __all__ = ["EnvironmentInference", "MaskLearning", "StageTraining", "StageResult", "run_stages",
            "environment_labels", "stage_training", "stage_attributes", "RENAMED_STAGE_PARAMETERS",
-           "STAGE_CONSTRAINTS"]
+           "STAGE_CONSTRAINTS", "FUSION_CONSTRAINTS", "RENAMED_FUSED_PARAMETERS"]
 
 
 class EnvironmentInference(BaseEstimator):
@@ -38,7 +39,7 @@ class EnvironmentInference(BaseEstimator):
 
     ``n_environments`` environment models, trained as one batched model on the variant view of
     the content ``(1 - m) * x``, and argmax reassignment of every interaction
-    (:func:`invrec.nn.infer_environments`), repeated until few labels change.
+    (:func:`invrec.invariance.infer_environments`), repeated until few labels change.
 
     Parameters
     ----------
@@ -96,7 +97,7 @@ class MaskLearning(BaseEstimator):
     """Stage 2: a stochastic-gate mask over the content dimensions from an ERM and an IRM objective.
 
     The objective of a batch is ``gamma * ERM + (1 - gamma) * IRM``
-    (:func:`invrec.nn.learn_invariant_mask`), where IRM is the mean environment risk plus
+    (:func:`invrec.invariance.learn_invariant_mask`), where IRM is the mean environment risk plus
     ``penalty_weight`` times the invariance penalty plus ``l2 * ||mu||^2``.
 
     Parameters
@@ -327,6 +328,9 @@ def stage_attributes(result, data, user_ids, item_ids):
     }
 
 
+#: Constraint of a fused model's ``fusion`` parameter: None (the defaults), a mode, or a Fusion.
+FUSION_CONSTRAINTS = {"fusion": [None, StrOptions(set(FUSION_MODES)), Fusion]}
+
 #: Constraints of the stage parameters of an invariant method, and of its item-id weight.
 STAGE_CONSTRAINTS = {
     "environments": [None, EnvironmentInference, str],
@@ -356,4 +360,15 @@ RENAMED_STAGE_PARAMETERS = {
     "erm_weight": "use mask=MaskLearning(weighting=...) (a float is the fixed ERM share)",
     "mask_erm_weight": "use mask=MaskLearning(weighting=...) (a float is the fixed ERM share)",
     "mask_threshold": "use mask=MaskLearning(threshold=...)",
+}
+
+#: Former flat parameters of the fused model's parts (EIOR's) -> their nested spelling.
+RENAMED_FUSED_PARAMETERS = {
+    "self_attention": "use fusion=Fusion(self_attention=...) (fusion__self_attention in searches)",
+    "fusion_gate": "use fusion=Fusion(gate=...) (fusion__gate in searches)",
+    "fusion_prior": "use fusion=Fusion(prior=...) (fusion__prior in searches)",
+    "fusion_objective": "use objective=FusedObjective(fuse=...) (objective__fuse in searches)",
+    "w_irm": "use objective=FusedObjective(w_irm=...) (objective__w_irm in searches)",
+    "w_erm": "use objective=FusedObjective(w_erm=...) (objective__w_erm in searches)",
+    "irm_weight": "use objective=FusedObjective(irm_weight=...) (objective__irm_weight in searches)",
 }

@@ -1,35 +1,26 @@
-"""Neural building blocks of invrec's recommenders: the UltraGCN-style scorer, its losses, and the
-random draws of a training epoch.
+"""Generic neural building blocks of invrec's recommenders: the UltraGCN-style model, its losses,
+the random draws of a training epoch, the rating head and the optimizer.
 
-The estimators in :mod:`invrec.baselines` and the invariant-learning methods compose these parts;
-nothing here knows about datasets, ids or early stopping.
+Nothing here knows about datasets, ids, early stopping or a particular method: the parts of the
+invariant methods are in :mod:`invrec.invariance`, those of MILK in :mod:`invrec.multimodal`.
 """
 
-from .alignment import cross_modality_alignment
-from .attention import AttentionFusion, FusionOutput
-from .backbone import RegularizationTerms, UltraGCNScorer
-from .content_scorer import MultimodalContentScorer
+from .._moved import moved_names
+from .backbone import UltraGCNModel
+from .init import normal_, normal_linear_
 from .item_graph import item_item_neighbors
-from .mixup import cyclic_environments, sample_cyclic_environments, sample_dirichlet
-from .losses import degree_weights, item_item_loss, ultragcn_loss
-from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
+from .losses import degree_weights, interaction_degree_weights, item_item_loss, ultragcn_loss
 from .optim import make_adam
 from .rating import RatingHead, RatingScale, rating_loss
+from .sampling import expand_groups, iterate_minibatches, n_negative_groups, sample_negatives
 from .scoring import gather_item_vectors, pair_and_negative_scores
-from .pareto import flat_gradient, mgda_weight
-from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
-from .masks import StochasticGateMask
-from .environments import (EnvironmentScorers, group_by_environment, infer_environments,
-                           random_environments, reassign_environments)
-from .invariant_mask import MaskObjectives, environment_risks, learn_invariant_mask
-from .fusion import ConvertModule, ConvertScorer
 
 __all__ = [
-    "UltraGCNScorer",
-    "RegularizationTerms",
+    "UltraGCNModel",
     "pair_and_negative_scores",
     "gather_item_vectors",
     "degree_weights",
+    "interaction_degree_weights",
     "ultragcn_loss",
     "item_item_loss",
     "item_item_neighbors",
@@ -38,24 +29,32 @@ __all__ = [
     "expand_groups",
     "iterate_minibatches",
     "make_adam",
-    # invariant learning (PaInvRL, EIOR)
-    "mgda_weight", "flat_gradient",
-    "gradient_variance_penalty", "irmv1_penalty", "vrex_penalty",
-    "StochasticGateMask",
-    "EnvironmentScorers", "group_by_environment", "infer_environments", "random_environments",
-    "reassign_environments",
-    "MaskObjectives", "environment_risks", "learn_invariant_mask",
-    "ConvertModule", "ConvertScorer",
-    # new items and missing modalities (MILK)
-    "MultimodalContentScorer",
-    "cross_modality_alignment",
-    "sample_dirichlet",
-    "cyclic_environments",
-    "sample_cyclic_environments",
-    # fusion and explicit ratings (EIOR)
-    "AttentionFusion",
-    "FusionOutput",
+    "normal_",
+    "normal_linear_",
     "RatingHead",
     "RatingScale",
     "rating_loss",
 ]
+
+_INVARIANCE = ["mgda_weight", "flat_gradient", "gradient_variance_penalty", "irmv1_penalty",
+               "vrex_penalty", "StochasticGateMask", "group_by_environment", "infer_environments",
+               "random_environments", "reassign_environments", "MaskObjectives", "environment_risks",
+               "learn_invariant_mask", "AttentionFusion", "FusionOutput"]
+_MULTIMODAL = ["cross_modality_alignment", "sample_dirichlet", "sample_missing_masks"]
+_MOVED = {
+    **{name: f"invrec.invariance:{name}" for name in _INVARIANCE},
+    **{name: f"invrec.multimodal:{name}" for name in _MULTIMODAL},
+    "UltraGCNScorer": "invrec.nn:UltraGCNModel",
+    "EnvironmentScorers": "invrec.invariance:EnvironmentModels",
+    "MultimodalContentScorer": "invrec.multimodal:MultimodalContentModel",
+    "cyclic_environments": "invrec.multimodal:cyclic_mixtures",
+    "sample_cyclic_environments": "invrec.multimodal:sample_cyclic_mixtures",
+}
+_REMOVED = {
+    "ConvertScorer": "PaInvRL's and EIOR's item models are one, invrec.invariance.FusedItemModel",
+    "ConvertModule": "its projections and fusion are parts of invrec.invariance.FusedItemModel "
+                     "(fusion: invrec.invariance.AttentionFusion)",
+    "RegularizationTerms": "the L2 terms are applied as weight decay, "
+                           "UltraGCNModel.l2_parameter_groups",
+}
+__getattr__ = moved_names(__name__, _MOVED, _REMOVED)

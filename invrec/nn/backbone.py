@@ -10,31 +10,16 @@ degree weights of its loss (see :mod:`invrec.nn.losses`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .init import normal_, normal_linear_
+from .optim import l2_parameter_groups
+from .._moved import moved_names
 
-__all__ = ["UltraGCNScorer", "RegularizationTerms"]
-
-
-class RegularizationTerms(NamedTuple):
-    """Whole-matrix squared L2 norms of an :class:`UltraGCNScorer`, kept apart for weighting.
-
-    Attributes
-    ----------
-    embeddings : Tensor
-        Scalar ``||U||^2 + id_weight_items * ||V||^2`` (user and item id embeddings).
-    projection : Tensor
-        Scalar ``||W||^2 + ||b||^2`` of the content tower (zero for a content-free scorer).
-    """
-
-    embeddings: torch.Tensor
-    projection: torch.Tensor
+__all__ = ["UltraGCNModel"]
 
 
 def _rows(table, index):
@@ -49,7 +34,7 @@ def _rows(table, index):
     return flat.view(*index.shape, *table.shape[1:])
 
 
-class UltraGCNScorer(nn.Module):
+class UltraGCNModel(nn.Module):
     """Dot-product scorer with user/item id embeddings and a linear content tower.
 
     Parameters
@@ -87,7 +72,7 @@ class UltraGCNScorer(nn.Module):
     --------
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
-    >>> scorer = UltraGCNScorer(3, 4, torch.rand(4, 5), id_dim=2, content_dim=3, generator=g)
+    >>> scorer = UltraGCNModel(3, 4, torch.rand(4, 5), id_dim=2, content_dim=3, generator=g)
     >>> scorer.item_vectors().shape
     torch.Size([4, 5])
     >>> scorer(torch.tensor([0, 2]), torch.tensor([1, 3])).shape
@@ -260,39 +245,15 @@ class UltraGCNScorer(nn.Module):
         content = self.projection(features) if self.projection is not None else features[:, :0]
         return u[:, self.id_dim:] @ content.T
 
-    def regularization(self, id_weight_items=2.0):
-        """InvRL's squared L2 norms over the *whole* parameter matrices.
-
-        Parameters
-        ----------
-        id_weight_items : float, default=2.0
-            Multiplier of ``||V||^2`` (InvRL's ``wdi``: 2 in its InvRL stages, 1 in pretraining).
-
-        Returns
-        -------
-        RegularizationTerms
-            ``embeddings = ||U||^2 + id_weight_items * ||V||^2`` and
-            ``projection = ||W||^2 + ||b||^2``; the estimator weights each with its own
-            coefficient (InvRL: ``wd1 * embeddings + wd2 * projection``).
-        """
-        embeddings = (self.user_embedding.square().sum()
-                      + id_weight_items * self.item_embedding.square().sum())
-        if self.projection is None:
-            projection = embeddings.new_zeros(())
-        else:
-            projection = self.projection.weight.square().sum()
-            if self.projection.bias is not None:
-                projection = projection + self.projection.bias.square().sum()
-        return RegularizationTerms(embeddings, projection)
-
     def l2_parameter_groups(self, l2_embedding, l2_content, id_weight_items=2.0, *, scale=1.0):
-        """Optimizer parameter groups whose ``weight_decay`` applies :meth:`regularization`.
+        """Optimizer parameter groups whose ``weight_decay`` applies InvRL's whole-matrix L2.
 
-        Adding ``scale * (l2_embedding * embeddings + l2_content * projection)`` (the terms of
-        :meth:`regularization`) to a loss adds ``2 * scale * l2 * p`` to each parameter's
+        InvRL adds ``scale * (l2_embedding * (||U||^2 + id_weight_items ||V||^2) + l2_content *
+        (||W||^2 + ||b||^2))`` to its loss: that adds ``2 * scale * l2 * p`` to each parameter's
         gradient; torch's Adam and SGD add ``weight_decay * p`` to the gradient before their
         update (coupled L2, not AdamW's decoupled decay), so these groups give the same update
-        without building the whole-matrix norms in autograd at every step.
+        without building the whole-matrix norms in autograd at every step
+        (:func:`~invrec.nn.optim.l2_parameter_groups`).
 
         Parameters
         ----------
@@ -312,20 +273,20 @@ class UltraGCNScorer(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> scorer = UltraGCNScorer(3, 4, torch.rand(4, 5), id_dim=2, content_dim=2)
+        >>> scorer = UltraGCNModel(3, 4, torch.rand(4, 5), id_dim=2, content_dim=2)
         >>> [g["weight_decay"] for g in scorer.l2_parameter_groups(1e-2, 0.5, scale=0.5)]
         [0.01, 0.02, 0.5]
         """
-        groups = [
-            {"params": [self.user_embedding], "weight_decay": 2.0 * scale * l2_embedding},
-            {"params": [self.item_embedding],
-             "weight_decay": 2.0 * scale * l2_embedding * id_weight_items},
-        ]
-        if self.projection is not None:
-            groups.append({"params": list(self.projection.parameters()),
-                           "weight_decay": 2.0 * scale * l2_content})
-        return groups
+        content = [] if self.projection is None else list(self.projection.parameters())
+        return l2_parameter_groups(self.user_embedding, self.item_embedding, content, l2_embedding,
+                                   l2_content, id_weight_items, scale=scale)
 
     def extra_repr(self):
         return (f"n_users={self.n_users}, n_items={self.n_items}, id_dim={self.id_dim}, "
                 f"content_dim={self.content_dim}, n_features={self.n_features}")
+
+
+#: Former names of this module's parts.
+__getattr__ = moved_names(__name__, {
+    "UltraGCNScorer": "invrec.nn.backbone:UltraGCNModel",
+})

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from .item_graph import item_item_neighbors
 from .sampling import expand_groups
 
-__all__ = ["degree_weights", "ultragcn_loss", "item_item_loss", "item_item_neighbors"]
+__all__ = ["degree_weights", "interaction_degree_weights", "ultragcn_loss", "item_item_loss", "item_item_neighbors"]
 
 #: Floor of a user's degree in ``beta_u``; only reached by users without training interactions.
 _DEGREE_FLOOR = 1e-10
@@ -82,6 +82,16 @@ def degree_weights(user_degree, item_degree, *, dtype=None):
     beta_u = torch.sqrt(du + 1.0) / du.clamp_min(_DEGREE_FLOOR)
     beta_i = 1.0 / torch.sqrt(di + 1.0)
     return beta_u.to(dtype), beta_i.to(dtype)
+
+
+def interaction_degree_weights(users, items, n_users, n_items, user_degree=None, item_degree=None):
+    """:func:`degree_weights` of the degrees in the interactions ``(users, items)``, or of the
+    degrees given (the training set's, when these are a subset of it)."""
+    if user_degree is None:
+        user_degree = torch.bincount(users, minlength=n_users).float()
+    if item_degree is None:
+        item_degree = torch.bincount(items, minlength=n_items).float()
+    return degree_weights(user_degree, item_degree)
 
 
 def ultragcn_loss(pos_scores, neg_scores, beta_u, beta_pos, beta_neg, *, w=(1.0, 1.0, 1.0, 1.0),

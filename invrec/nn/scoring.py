@@ -32,7 +32,7 @@ def pair_and_negative_scores(scorer, users, pos_items, neg_items, mask=None):
 
     Parameters
     ----------
-    scorer : UltraGCNScorer
+    scorer : UltraGCNModel
         Any module with ``user_vectors(users)``, ``item_vectors(items, mask)`` and ``n_items``.
     users, pos_items : LongTensor of shape (B,)
         The positive pairs.
@@ -52,8 +52,8 @@ def pair_and_negative_scores(scorer, users, pos_items, neg_items, mask=None):
     Examples
     --------
     >>> import torch
-    >>> from invrec.nn import UltraGCNScorer
-    >>> scorer = UltraGCNScorer(4, 6, torch.rand(6, 3), id_dim=2, content_dim=2,
+    >>> from invrec.nn import UltraGCNModel
+    >>> scorer = UltraGCNModel(4, 6, torch.rand(6, 3), id_dim=2, content_dim=2,
     ...                         generator=torch.Generator().manual_seed(0))
     >>> pos, neg = pair_and_negative_scores(scorer, torch.tensor([0, 3]), torch.tensor([1, 1]),
     ...                                     torch.tensor([2, 5, 0]))
@@ -92,7 +92,7 @@ def gather_item_vectors(scorer, items, mask=None):
 
     Parameters
     ----------
-    scorer : UltraGCNScorer
+    scorer : UltraGCNModel
         Any module with ``item_vectors(items, mask)`` and ``n_items``.
     items : LongTensor of any shape
     mask : Tensor of shape (d,), default=None

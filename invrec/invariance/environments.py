@@ -11,7 +11,7 @@ InvRL's procedure (Du et al., ACM MM 2022), shared by PaInvRL and EIOR:
    (:func:`reassign_environments`, InvRL's eq. 7), and repeat 2-3 until at most ``tol`` of the
    labels change or ``max_rounds`` is reached.
 
-The ``K`` models are one module, :class:`EnvironmentScorers`, whose parameters carry a leading
+The ``K`` models are one module, :class:`EnvironmentModels`, whose parameters carry a leading
 environment axis. A training batch mixes interactions of every environment; its rows are grouped by
 environment into a padded ``(K, M)`` block (:func:`group_by_environment`) and scored by batched
 matrix products, so one step trains every environment model at the cost of one step of a single
@@ -25,11 +25,12 @@ import time
 import torch
 from torch import nn
 
-from .losses import degree_weights, ultragcn_loss
-from .optim import make_adam
+from ..nn.losses import interaction_degree_weights, ultragcn_loss
+from ..nn.optim import make_adam
 from ..training import train_epochs
+from .._moved import moved_names
 
-__all__ = ["EnvironmentScorers", "group_by_environment", "reassign_environments",
+__all__ = ["EnvironmentModels", "group_by_environment", "reassign_environments",
            "random_environments", "infer_environments"]
 
 
@@ -108,8 +109,8 @@ def _normal(shape, std, generator, device, dtype):
     return (torch.randn(shape, generator=generator, device=draw_device, dtype=dtype) * std).to(device)
 
 
-class EnvironmentScorers(nn.Module):
-    """``K`` UltraGCN-style scorers (see :class:`~invrec.nn.UltraGCNScorer`) stacked on one axis.
+class EnvironmentModels(nn.Module):
+    """``K`` UltraGCN-style scorers (see :class:`~invrec.nn.UltraGCNModel`) stacked on one axis.
 
     Model ``k`` scores a pair by ``U[k, u] . [V[k, i] ; W[k] (m * x_i) + b[k]]``. Every method
     takes indices shaped ``(K, M)``: row ``k`` is scored by model ``k``.
@@ -127,7 +128,7 @@ class EnvironmentScorers(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> models = EnvironmentScorers(3, 5, 4, torch.rand(4, 6), id_dim=2, content_dim=2)
+    >>> models = EnvironmentModels(3, 5, 4, torch.rand(4, 6), id_dim=2, content_dim=2)
     >>> models(torch.zeros(3, 2, dtype=torch.long), torch.ones(3, 2, dtype=torch.long)).shape
     torch.Size([3, 2])
     >>> models.score_all(torch.tensor([0, 4]), torch.tensor([1, 3])).shape
@@ -147,7 +148,7 @@ class EnvironmentScorers(nn.Module):
         self.id_dim = int(id_dim)
         self.content_dim = int(content_dim) if self.n_features > 0 else 0
         if self.id_dim + self.content_dim == 0:
-            raise ValueError("EnvironmentScorers needs id_dim > 0 or content.")
+            raise ValueError("EnvironmentModels needs id_dim > 0 or content.")
         self.register_buffer("features", features)
         K, D = self.n_envs, self.id_dim + self.content_dim
         self.user_embedding = nn.Parameter(_normal((K, self.n_users, D), init_std, generator, device, dtype))
@@ -200,7 +201,7 @@ class EnvironmentScorers(nn.Module):
         return self.item_vectors(items.unsqueeze(0).expand(self.n_envs, -1), feature_mask)
 
     def l2_parameter_groups(self, l2_embedding, l2_content, id_weight_items=2.0, *, scale=1.0):
-        """Coupled weight-decay groups, as :meth:`UltraGCNScorer.l2_parameter_groups`."""
+        """Coupled weight-decay groups, as :meth:`~invrec.nn.UltraGCNModel.l2_parameter_groups`."""
         return [
             {"params": [self.user_embedding], "weight_decay": 2.0 * scale * l2_embedding},
             {"params": [self.item_embedding], "weight_decay": 2.0 * scale * l2_embedding * id_weight_items},
@@ -288,22 +289,18 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
     Returns
     -------
     labels : LongTensor of shape (n,)
-    models : EnvironmentScorers
+    models : EnvironmentModels
     history : list of dict
         One record per round: ``round``, ``changed`` (share of labels that moved),
         ``train_time``, ``assign_time`` (s) and ``sizes`` (interactions per environment).
     """
     device = users.device if device is None else device
     n = users.shape[0]
-    if user_degree is None:
-        user_degree = torch.bincount(users, minlength=n_users).float()
-    if item_degree is None:
-        item_degree = torch.bincount(items, minlength=n_items).float()
-    beta_u, beta_i = degree_weights(user_degree, item_degree)
+    beta_u, beta_i = interaction_degree_weights(users, items, n_users, n_items, user_degree, item_degree)
     if labels is None:
         labels = random_environments(n, n_envs, generator=generator, device=device)
-    models = EnvironmentScorers(n_envs, n_users, n_items, features, id_dim=id_dim,
-                                content_dim=content_dim, init_std=init_std, generator=generator)
+    models = EnvironmentModels(n_envs, n_users, n_items, features, id_dim=id_dim,
+                               content_dim=content_dim, init_std=init_std, generator=generator)
     optimizer = make_adam(models.l2_parameter_groups(l2_embedding, l2_content, item_l2_ratio,
                                                      scale=1.0 / batch_size), learning_rate)
     w = tuple(float(v) for v in loss_weights)
@@ -331,3 +328,9 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
         if changed <= tol:
             break
     return labels, models, history
+
+
+#: Former names of this module's parts.
+__getattr__ = moved_names(__name__, {
+    "EnvironmentScorers": "invrec.invariance.environments:EnvironmentModels",
+})

@@ -1,16 +1,17 @@
-"""Cyclic-mixup modality environments (MILK's heterogeneous environments).
+"""Cyclic-mixup modality mixtures (the "heterogeneous environments" of the MILK paper; invrec
+keeps the word environment for a partition of the interactions).
 
-An *environment* is a weighting ``theta`` of the ``M`` modalities (non-negative, summing to 1): an
-item's representation in that environment is ``sum_m theta_m c^m``. MILK draws ``M + 1`` of them at
+A *mixture* is a weighting ``theta`` of the ``M`` modalities (non-negative, summing to 1): an
+item's representation in that mixture is ``sum_m theta_m c^m``. MILK draws ``M + 1`` of them at
 every training step:
 
-* environment 0 weighs every modality ``1 / M`` (the fusion used at inference, always present);
-* environment 1 is one draw ``theta ~ Dirichlet(alpha, ..., alpha)``;
-* environments 2..M are its cyclic shifts ``roll(theta, k)``, ``k = 1..M-1``.
+* mixture 0 weighs every modality ``1 / M`` (the fusion used at inference, always present);
+* mixture 1 is one draw ``theta ~ Dirichlet(alpha, ..., alpha)``;
+* mixtures 2..M are its cyclic shifts ``roll(theta, k)``, ``k = 1..M-1``.
 
-So every environment sums to 1, and each modality carries the largest weight of exactly one of the
-shifted environments (the one where the draw's largest weight lands on it). A small ``alpha`` gives
-near one-hot environments; a large one weights every environment almost uniformly.
+So every mixture sums to 1, and each modality carries the largest weight of exactly one of the
+shifted mixtures (the one where the draw's largest weight lands on it). A small ``alpha`` gives
+near one-hot mixtures; a large one weights every mixture almost uniformly.
 
 Draws take an explicit :class:`torch.Generator` (nothing touches global seeds). Gamma variates are
 drawn by Marsaglia and Tsang's method in log space, so ``alpha`` as small as 1e-3 gives finite
@@ -23,9 +24,10 @@ import math
 import numbers
 
 import torch
+from .._moved import moved_names
 
-__all__ = ["sample_dirichlet", "cyclic_environments", "sample_cyclic_environments",
-           "sample_missing_masks", "missing_environment_scores"]
+__all__ = ["sample_dirichlet", "cyclic_mixtures", "sample_cyclic_mixtures",
+           "sample_missing_masks", "missing_modality_scores"]
 
 #: Candidates drawn per gamma variate; each is accepted with probability >= 0.95, so all of them
 #: are rejected with probability below 1e-20.
@@ -97,15 +99,15 @@ def sample_dirichlet(n_samples, n_modalities, alpha, *, generator=None, device=N
     return weights if device is None else weights.to(device)
 
 
-def cyclic_environments(theta, *, include_uniform=True):
-    """Environment weights from one draw: uniform, ``theta`` and its cyclic shifts.
+def cyclic_mixtures(theta, *, include_uniform=True):
+    """Mixture weights from one draw: uniform, ``theta`` and its cyclic shifts.
 
     Parameters
     ----------
     theta : Tensor of shape (M,)
         One modality weighting (for example a Dirichlet draw).
     include_uniform : bool, default=True
-        Put the uniform weighting ``1 / M`` first (MILK's environment 0).
+        Put the uniform weighting ``1 / M`` first (MILK's mixture 0).
 
     Returns
     -------
@@ -116,7 +118,7 @@ def cyclic_environments(theta, *, include_uniform=True):
     Examples
     --------
     >>> import torch
-    >>> cyclic_environments(torch.tensor([0.7, 0.2, 0.1])).tolist()  # doctest: +NORMALIZE_WHITESPACE
+    >>> cyclic_mixtures(torch.tensor([0.7, 0.2, 0.1])).tolist()  # doctest: +NORMALIZE_WHITESPACE
     [[0.3333333432674408, 0.3333333432674408, 0.3333333432674408],
      [0.699999988079071, 0.20000000298023224, 0.10000000149011612],
      [0.10000000149011612, 0.699999988079071, 0.20000000298023224],
@@ -133,18 +135,18 @@ def cyclic_environments(theta, *, include_uniform=True):
     return torch.cat([theta.new_full((1, m), 1.0 / m), rows])
 
 
-def sample_cyclic_environments(n_modalities, alpha, *, include_uniform=True, generator=None,
+def sample_cyclic_mixtures(n_modalities, alpha, *, include_uniform=True, generator=None,
                                device=None, dtype=torch.float32):
-    """A fresh set of MILK environments: uniform, a Dirichlet draw and its cyclic shifts.
+    """A fresh set of MILK mixtures: uniform, a Dirichlet draw and its cyclic shifts.
 
     Parameters
     ----------
     n_modalities : int
         ``M`` (at least 2).
     alpha : float
-        Dirichlet concentration (MILK: 0.1; smaller gives more extreme environments).
+        Dirichlet concentration (MILK: 0.1; smaller gives more extreme mixtures).
     include_uniform : bool, default=True
-        Include the uniform environment first.
+        Include the uniform mixture first.
     generator : torch.Generator, default=None
     device : torch.device or str, default=None
     dtype : torch.dtype, default=torch.float32
@@ -152,24 +154,24 @@ def sample_cyclic_environments(n_modalities, alpha, *, include_uniform=True, gen
     Returns
     -------
     Tensor of shape (M + 1, M)
-        Every row sums to 1 (see :func:`cyclic_environments`).
+        Every row sums to 1 (see :func:`cyclic_mixtures`).
 
     Examples
     --------
     >>> import torch
-    >>> env = sample_cyclic_environments(2, 0.1, generator=torch.Generator().manual_seed(0))
+    >>> env = sample_cyclic_mixtures(2, 0.1, generator=torch.Generator().manual_seed(0))
     >>> env.shape, env[0].tolist(), bool(torch.allclose(env[1], env[2].flip(0)))
     (torch.Size([3, 2]), [0.5, 0.5], True)
     """
     theta = sample_dirichlet(1, n_modalities, alpha, generator=generator, device=device,
                              dtype=dtype)[0]
-    return cyclic_environments(theta, include_uniform=include_uniform)
+    return cyclic_mixtures(theta, include_uniform=include_uniform)
 
 
 def sample_missing_masks(n_modalities, n_items, rate, *, generator=None, device=None):
-    """Which items lose which modality in the missing-modality environments.
+    """Which items lose which modality in the missing-modality mixtures.
 
-    Missing-modality environment ``m`` replaces modality ``m`` of a random share ``rate`` of the
+    Missing-modality mixture ``m`` replaces modality ``m`` of a random share ``rate`` of the
     batch's items by its fill (what a test item without that modality gets), each item drawn
     independently, so items with and without the modality compete in one ranking, as they do
     under FTMT.
@@ -177,11 +179,11 @@ def sample_missing_masks(n_modalities, n_items, rate, *, generator=None, device=
     Parameters
     ----------
     n_modalities : int
-        ``M``, the number of environments (one per modality).
+        ``M``, the number of mixtures (one per modality).
     n_items : int
         Number of (distinct) items of the batch.
     rate : float
-        Probability in [0, 1] that an item loses the modality of an environment.
+        Probability in [0, 1] that an item loses the modality of a mixture.
     generator : torch.Generator, default=None
     device : torch.device or str, default=None
         Device of the result; None means the generator's device (the CPU without a generator).
@@ -189,7 +191,7 @@ def sample_missing_masks(n_modalities, n_items, rate, *, generator=None, device=
     Returns
     -------
     BoolTensor of shape (n_modalities, n_items)
-        Row ``m``: the items whose modality ``m`` is replaced in environment ``m``.
+        Row ``m``: the items whose modality ``m`` is replaced in mixture ``m``.
 
     Examples
     --------
@@ -207,10 +209,10 @@ def sample_missing_masks(n_modalities, n_items, rate, *, generator=None, device=
     return masks if device is None else masks.to(device)
 
 
-def missing_environment_scores(modality_scores, fill_scores, masks):
-    """Uniformly fused scores in each missing-modality environment.
+def missing_modality_scores(modality_scores, fill_scores, masks):
+    """Uniformly fused scores in each missing-modality mixture.
 
-    With uniform fusion a score is ``mean_m s_m`` where ``s_m = u . c^m``; in environment ``m`` an
+    With uniform fusion a score is ``mean_m s_m`` where ``s_m = u . c^m``; in mixture ``m`` an
     item whose mask is set has ``s_m`` replaced by the fill's score ``f_m = u . G_m(fill_m)``::
 
         score_e = mean_k s_k + mask_e * (f_e - s_e) / M
@@ -222,20 +224,20 @@ def missing_environment_scores(modality_scores, fill_scores, masks):
     fill_scores : Tensor broadcastable to ``modality_scores``
         Scores ``f`` of each modality's fill for the pair's user.
     masks : Tensor broadcastable to ``modality_scores``
-        Entry ``[..., e]``: whether the pair's item loses modality ``e`` in environment ``e``.
+        Entry ``[..., e]``: whether the pair's item loses modality ``e`` in mixture ``e``.
 
     Returns
     -------
     Tensor of the shape of ``modality_scores``
-        Entry ``[..., e]``: the pair's score in environment ``e``.
+        Entry ``[..., e]``: the pair's score in mixture ``e``.
 
     Examples
     --------
     >>> import torch
     >>> s, f = torch.tensor([[4.0, 2.0]]), torch.tensor([[0.0, 1.0]])
-    >>> missing_environment_scores(s, f, torch.tensor([[True, True]])).tolist()   # 3 - 2, 3 - 0.5
+    >>> missing_modality_scores(s, f, torch.tensor([[True, True]])).tolist()   # 3 - 2, 3 - 0.5
     [[1.0, 2.5]]
-    >>> missing_environment_scores(s, f, torch.tensor([[False, True]])).tolist()
+    >>> missing_modality_scores(s, f, torch.tensor([[False, True]])).tolist()
     [[3.0, 2.5]]
     """
     m = modality_scores.shape[-1]
@@ -246,5 +248,13 @@ def missing_environment_scores(modality_scores, fill_scores, masks):
 def _check_modalities(n_modalities):
     if isinstance(n_modalities, bool) or int(n_modalities) != n_modalities or n_modalities < 2:
         raise ValueError(
-            f"cyclic-mixup environments need at least 2 modalities; got {n_modalities!r}.")
+            f"cyclic-mixup mixtures need at least 2 modalities; got {n_modalities!r}.")
     return int(n_modalities)
+
+
+#: Former names of this module's parts.
+__getattr__ = moved_names(__name__, {
+    "cyclic_environments": "invrec.multimodal.mixup:cyclic_mixtures",
+    "sample_cyclic_environments": "invrec.multimodal.mixup:sample_cyclic_mixtures",
+    "missing_environment_scores": "invrec.multimodal.mixup:missing_modality_scores",
+})

@@ -18,9 +18,10 @@ import math
 import torch
 from torch import nn
 
-from .scoring import _distinct
+from ..nn.scoring import _distinct
+from .._moved import moved_names
 
-__all__ = ["MultimodalContentScorer"]
+__all__ = ["MultimodalContentModel"]
 
 
 def _draw(shape, generator, dtype, device, *, std=None, bound=None):
@@ -33,7 +34,7 @@ def _draw(shape, generator, dtype, device, *, std=None, bound=None):
     return out.to(device)
 
 
-class MultimodalContentScorer(nn.Module):
+class MultimodalContentModel(nn.Module):
     """Dot-product scorer of free user vectors and per-modality linear item extractors.
 
     Parameters
@@ -70,7 +71,7 @@ class MultimodalContentScorer(nn.Module):
     --------
     >>> import torch
     >>> g = torch.Generator().manual_seed(0)
-    >>> scorer = MultimodalContentScorer(3, torch.rand(5, 6), [slice(0, 4), slice(4, 6)], dim=2,
+    >>> scorer = MultimodalContentModel(3, torch.rand(5, 6), [slice(0, 4), slice(4, 6)], dim=2,
     ...                                  generator=g)
     >>> scorer.modality_vectors(torch.tensor([0, 4])).shape   # (items, modalities, dim)
     torch.Size([2, 2, 2])
@@ -209,3 +210,9 @@ class MultimodalContentScorer(nn.Module):
     def extra_repr(self):
         widths = [stop - start for start, stop in self._bounds]
         return f"n_users={self.n_users}, n_items={self.n_items}, dim={self.dim}, modality_widths={widths}"
+
+
+#: Former names of this module's parts.
+__getattr__ = moved_names(__name__, {
+    "MultimodalContentScorer": "invrec.multimodal.content_model:MultimodalContentModel",
+})

@@ -1,20 +1,20 @@
 """Invariant mask generation: a stochastic-gate mask learned by balancing an ERM and an IRM objective.
 
 Given environment labels of the training interactions, a UltraGCN-style scorer reads the masked
-content ``m * x`` (``m`` from :class:`~invrec.nn.StochasticGateMask`) and two objectives are formed
+content ``m * x`` (``m`` from :class:`~invrec.invariance.StochasticGateMask`) and two objectives are formed
 on every batch:
 
 * **ERM** (the IID objective): the pooled recommendation loss of the batch;
 * **IRM** (the OOD objective): the mean of the per-environment risks plus an invariance penalty
-  (:mod:`invrec.nn.penalties`: InvRL's gradient variance by default, IRMv1 or V-REx) weighted by
+  (:mod:`invrec.invariance.penalties`: InvRL's gradient variance by default, IRMv1 or V-REx) weighted by
   ``penalty_weight``, plus ``mask_l2 * ||mu||^2``.
 
 The two are combined as ``gamma * ERM + (1 - gamma) * IRM``. With ``pareto="mgda"`` (PaInvRL)
 ``gamma`` is the closed-form two-objective MGDA weight of their gradients on the shared parameters
-``(mu, W)`` (:func:`~invrec.nn.mgda_weight`), recomputed every batch; with ``pareto="fixed"``
+``(mu, W)`` (:func:`~invrec.invariance.mgda_weight`), recomputed every batch; with ``pareto="fixed"``
 it is a constant (0 is InvRL's mask loss: IRM alone).
 
-Rows of a batch are grouped by environment (:func:`~invrec.nn.group_by_environment`) and each
+Rows of a batch are grouped by environment (:func:`~invrec.invariance.group_by_environment`) and each
 environment reads the content projection through its own view of ``W``, so one gradient call
 gives every environment's gradient on ``W`` (the input of the InvRL penalty).
 """
@@ -24,11 +24,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbone import UltraGCNScorer
+from ..nn.backbone import UltraGCNModel
 from .environments import group_by_environment
-from .losses import degree_weights, ultragcn_loss
+from ..nn.losses import interaction_degree_weights, ultragcn_loss
 from .masks import StochasticGateMask
-from .optim import make_adam
+from ..nn.optim import make_adam
 from .pareto import flat_gradient, mgda_weight
 from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
 from ..training import train_epochs
@@ -44,7 +44,7 @@ def environment_risks(scorer, mask, users, items, env, negatives, beta_u, beta_i
 
     Parameters
     ----------
-    scorer : UltraGCNScorer
+    scorer : UltraGCNModel
         Must have content (a projection).
     mask : Tensor of shape (d,)
         Feature mask applied to the content.
@@ -153,7 +153,7 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
     features : Tensor of shape (n_items, d)
         Prepared content (``d >= 1``).
     n_envs : int
-    gate, scorer : StochasticGateMask, UltraGCNScorer, default=None
+    gate, scorer : StochasticGateMask, UltraGCNModel, default=None
         Continue from these (the next outer iteration); None starts fresh (gates half open, a
         scorer without projection bias, as InvRL's mask stage).
     epochs : int, default=40
@@ -173,12 +173,12 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         Adam step sizes of ``mu`` and of the scorer.
     batch_size, n_negatives, l2_embedding, l2_content, item_l2_ratio, id_dim, content_dim,
     init_std, loss_weights, user_degree, item_degree, generator
-        As in :func:`~invrec.nn.infer_environments`.
+        As in :func:`~invrec.invariance.infer_environments`.
 
     Returns
     -------
     gate : StochasticGateMask
-    scorer : UltraGCNScorer
+    scorer : UltraGCNModel
     gammas : list of float
         ``gamma`` of every batch.
     history : list of dict
@@ -189,14 +189,10 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         raise ValueError(f"pareto must be 'mgda' or 'fixed'; got {pareto!r}.")
     device = users.device
     n = users.shape[0]
-    if user_degree is None:
-        user_degree = torch.bincount(users, minlength=n_users).float()
-    if item_degree is None:
-        item_degree = torch.bincount(items, minlength=n_items).float()
-    beta_u, beta_i = degree_weights(user_degree, item_degree)
+    beta_u, beta_i = interaction_degree_weights(users, items, n_users, n_items, user_degree, item_degree)
     if scorer is None:
-        scorer = UltraGCNScorer(n_users, n_items, features, id_dim=id_dim, content_dim=content_dim,
-                                init_std=init_std, bias=False, generator=generator)
+        scorer = UltraGCNModel(n_users, n_items, features, id_dim=id_dim, content_dim=content_dim,
+                               init_std=init_std, bias=False, generator=generator)
     if scorer.projection is None:
         raise ValueError("learn_invariant_mask needs item content (a scorer with a projection).")
     if gate is None:

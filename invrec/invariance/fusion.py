@@ -1,6 +1,9 @@
-"""Fusion of an item's invariant and variant content representations by attention.
+"""Fusion of an item's invariant and variant content representations.
 
-EIOR (and PaInvRL's convert module) represent an item's content twice: an invariant part
+:class:`Fusion` is the setting an estimator holds (its ``fusion`` parameter, searchable as
+``fusion__gate``); :class:`AttentionFusion` is the torch module it builds.
+
+PaInvRL's convert module and EIOR represent an item's content twice: an invariant part
 ``z_inv = W_inv (m * x)`` and a variant part ``z_var = W_var ((1 - m) * x)``. This module turns the
 two into one content vector ``f = a_inv * z~_inv + a_var * z~_var`` with weights ``a`` that sum to
 1, and exposes the weights so that an estimator can report them (``attention_weights_``).
@@ -45,14 +48,17 @@ losses with free weights is degenerate: the weights collapse to zero).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
+from sklearn.base import BaseEstimator
 from torch import nn
 
-from .init import normal_linear_
+from ..nn.init import normal_linear_
+from ..utils.params import Interval, StrOptions, validate_parameters
 
-__all__ = ["AttentionFusion", "FusionOutput", "FUSION_MODES"]
+__all__ = ["AttentionFusion", "Fusion", "FusionOutput", "FUSION_MODES"]
 
 #: Accepted values of ``AttentionFusion(mode=...)``.
 FUSION_MODES = ("attention", "global", "fixed", "invariant", "variant")
@@ -294,3 +300,62 @@ class AttentionFusion(nn.Module):
             extra += f", prior={self.prior}"
         return extra
 
+
+
+class Fusion(BaseEstimator):
+    """How a fused item model weighs its invariant and variant content: the estimators' setting.
+
+    PaInvRL and EIOR hold one as their ``fusion`` parameter (a str there is the ``mode``, with
+    the other settings at their defaults) and build an :class:`AttentionFusion` from it.
+
+    Parameters
+    ----------
+    mode : {"attention", "global", "fixed", "invariant", "variant"}, default="attention"
+        Learned per-item attention (PaInvRL's convert module, EIOR's fusion), one learned global
+        pair, or the ablations 0.5/0.5, invariant only (InvRL's final model), variant only (ERM).
+    self_attention : bool, default=False
+        Mix the two tokens by self-attention before pooling (the EIOR spec, 3.3 step 2); False
+        pools them directly (PaInvRL's weighted sum). From ``benchmarks/eior.py regimes``: with
+        self-attention the residual mixing writes variant content into the invariant token and the
+        weights moved *away* from the invariant part when the training environments disagreed;
+        without it they moved towards it (``docs/eior_plan.md``, "Results").
+    gate : bool, default=True
+        Rescale each item's variant part to its invariant part's root-mean-square before fusing, so
+        a weight is a gate its projection cannot undo by growing (modes "attention", "global",
+        "fixed"; see :class:`AttentionFusion`).
+    prior : float in (0, 1), default=0.5
+        Invariant weight at initialisation of the learned modes (0.5: no preference).
+
+    Examples
+    --------
+    >>> import torch
+    >>> fusion = Fusion("global").build(4, generator=torch.Generator().manual_seed(0))
+    >>> fusion
+    AttentionFusion(dim=4, mode='global', gate=True)
+    >>> Fusion.from_spelling("invariant")
+    Fusion(mode='invariant')
+    """
+
+    _parameter_constraints = {
+        "mode": [StrOptions(set(FUSION_MODES))],
+        "self_attention": ["boolean"],
+        "gate": ["boolean"],
+        "prior": [Interval(numbers.Real, 0, 1, closed="neither")],
+    }
+
+    def __init__(self, mode="attention", *, self_attention=False, gate=True, prior=0.5):
+        self.mode = mode
+        self.self_attention = self_attention
+        self.gate = gate
+        self.prior = prior
+
+    @classmethod
+    def from_spelling(cls, mode):
+        """The fusion an estimator's ``fusion="<mode>"`` stands for."""
+        return cls(mode=mode)
+
+    def build(self, dim, *, generator=None):
+        """The :class:`AttentionFusion` of width ``dim`` this setting describes."""
+        validate_parameters(self)
+        return AttentionFusion(dim, mode=self.mode, self_attention=bool(self.self_attention),
+                               gate=bool(self.gate), prior=float(self.prior), generator=generator)
