@@ -32,15 +32,14 @@ invrec follows the corrected design of ``shared/specs/eior.md`` (decisions 1-7, 
 from __future__ import annotations
 
 import functools
-import time
 
 from .base import BaseRecommender, reject_renamed
 from .baselines import BACKBONE_CONSTRAINTS, RANKING_LOSS_CONSTRAINTS
-from .invariance import EnvironmentInference, FusedObjective, Fusion, MaskLearning, run_stages
+from .invariance import EnvironmentInference, FusedObjective, Fusion, MaskLearning
 from .invariance.final import build_fused_model, final_environments, train_fused_model
 from .invariance.objectives import ranking_part_losses
 from .invariance.stages import (FUSION_CONSTRAINTS, RENAMED_FUSED_PARAMETERS, RENAMED_STAGE_PARAMETERS,
-                                STAGE_CONSTRAINTS, environment_labels, stage_attributes, stage_training)
+                                STAGE_CONSTRAINTS, InvariantStagesMixin)
 from .nn import RatingHead, rating_loss
 from .regression import RatingRegressorMixin
 
@@ -126,7 +125,7 @@ _CONSTRAINTS = {**BACKBONE_CONSTRAINTS, **STAGE_CONSTRAINTS, **FUSION_CONSTRAINT
                 "objective": [None, FusedObjective]}
 
 
-class _EIORBase(BaseRecommender):
+class _EIORBase(InvariantStagesMixin, BaseRecommender):
     """What EIOR's ranking estimator and its rating regressor share: stages 1-2, the fused model.
 
     Subclasses say what a batch's per-row losses are (:meth:`_part_losses`), how the model's
@@ -171,23 +170,17 @@ class _EIORBase(BaseRecommender):
         self.verbose = verbose
         self.handle_unknown = handle_unknown
 
-    def _prepare_fit(self, data, table, y, train_pos):
-        data.environments = environment_labels(table, train_pos, self.environments)
-
     # ------------------------------------------------------------------ the method
     def _fit_model(self, data):
-        stages = run_stages(self._stage("environments"), self._stage("mask"), self.n_outer_iter,
-                            data, stage_training(self, data), self.history_)      # 1. and 2.
-        vars(self).update(stage_attributes(stages, data, self.user_ids_, self.item_ids_))
-        start = time.perf_counter()
-        model = build_fused_model(self, data, stages.final_mask)                   # 2. and 3.
-        self._add_head(model, data)                                                # 4.
-        self.module_ = model
-        objective = self._stage("objective").build(model, data.items, self._part_losses(model, data),
-                                                   *final_environments(stages, data))      # 5.
-        self.attention_weights_ = train_fused_model(self, model, objective, data)
+        stages = self._run_stages(data)                                             # 1. and 2.
+        with self._timed("final"):
+            model = build_fused_model(self, data, stages.final_mask)                # 2. and 3.
+            self._add_head(model, data)                                             # 4.
+            self.module_ = model
+            objective = self._stage("objective").build(
+                model, data.items, self._part_losses(model, data), *final_environments(stages, data))  # 5.
+            self.attention_weights_ = train_fused_model(self, model, objective, data)
         self.attention_weights_mean_ = self.attention_weights_.mean(axis=0)
-        self.stage_times_["final"] = time.perf_counter() - start
 
     def _add_head(self, model, data):
         """Hook: extra parts of the model (the regressor's rating head)."""

@@ -19,21 +19,18 @@ Huang, Li, Li, Zheng and Liu, ACM MM 2023 (arXiv 2308.04706), built on InvRL (Du
 
 from __future__ import annotations
 
-import time
-
 from .base import BaseRecommender, reject_renamed
 from .baselines import BACKBONE_CONSTRAINTS, RANKING_LOSS_CONSTRAINTS
-from .invariance import (POOLED, EnvironmentInference, Fusion, MaskLearning, binarize_mask,
-                         run_stages)
+from .invariance import POOLED, EnvironmentInference, Fusion, MaskLearning, binarize_mask
 from .invariance.final import build_fused_model, final_environments, train_fused_model
 from .invariance.objectives import ranking_part_losses
-from .invariance.stages import (FUSION_CONSTRAINTS, RENAMED_STAGE_PARAMETERS, STAGE_CONSTRAINTS,
-                                environment_labels, stage_attributes, stage_training)
+from .invariance.stages import (FUSION_CONSTRAINTS, RENAMED_FUSED_PARAMETERS, RENAMED_STAGE_PARAMETERS,
+                                STAGE_CONSTRAINTS, InvariantStagesMixin)
 
 __all__ = ["PaInvRLRecommender", "binarize_mask"]
 
 
-class PaInvRLRecommender(BaseRecommender):
+class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     """Pareto Invariant Representation Learning (PaInvRL) recommender; InvRL as a setting.
 
     Environments -> invariant mask (repeated ``n_outer_iter`` times) -> convert module and final
@@ -174,7 +171,7 @@ class PaInvRLRecommender(BaseRecommender):
     _parameter_constraints = {**BACKBONE_CONSTRAINTS, **RANKING_LOSS_CONSTRAINTS, **STAGE_CONSTRAINTS,
                               **FUSION_CONSTRAINTS}
     _default_stages = {"environments": EnvironmentInference, "mask": MaskLearning, "fusion": Fusion}
-    _renamed_parameters = RENAMED_STAGE_PARAMETERS
+    _renamed_parameters = {**RENAMED_STAGE_PARAMETERS, **RENAMED_FUSED_PARAMETERS}
 
     @reject_renamed
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
@@ -207,17 +204,11 @@ class PaInvRLRecommender(BaseRecommender):
         self.verbose = verbose
         self.handle_unknown = handle_unknown
 
-    def _prepare_fit(self, data, table, y, train_pos):
-        data.environments = environment_labels(table, train_pos, self.environments)
-
     # ------------------------------------------------------------------ the method
     def _fit_model(self, data):
-        stages = run_stages(self._stage("environments"), self._stage("mask"), self.n_outer_iter,
-                            data, stage_training(self, data), self.history_)      # 1-2
-        vars(self).update(stage_attributes(stages, data, self.user_ids_, self.item_ids_))
-        start = time.perf_counter()
-        model = self.module_ = build_fused_model(self, data, stages.final_mask)    # 3
-        losses = ranking_part_losses(model, data, self.n_negatives, self.loss_weights)
-        objective = POOLED.build(model, data.items, losses, *final_environments(stages, data))
-        self.attention_weights_ = train_fused_model(self, model, objective, data)
-        self.stage_times_["final"] = time.perf_counter() - start
+        stages = self._run_stages(data)                                             # 1-2
+        with self._timed("final"):                                                  # 3
+            model = self.module_ = build_fused_model(self, data, stages.final_mask)
+            losses = ranking_part_losses(model, data, self.n_negatives, self.loss_weights)
+            objective = POOLED.build(model, data.items, losses, *final_environments(stages, data))
+            self.attention_weights_ = train_fused_model(self, model, objective, data)

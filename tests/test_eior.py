@@ -200,7 +200,7 @@ def test_explicit_mode_errors_name_the_fix():
                                           ("fusion__prior", 0.0), ("objective", "irm")])
 def test_bad_parameters_are_named_before_any_training(synthetic, param, value, monkeypatch):
     model = clone(EIORRecommender(**TINY)).set_params(**{param: value})
-    monkeypatch.setattr("invrec.eior.run_stages", None)       # a stage run would fail differently
+    monkeypatch.setattr("invrec.invariance.stages.run_stages", None)       # a stage run would fail differently
     with pytest.raises(ValueError, match=param.split("__")[-1]):
         model.fit(synthetic.interactions[["user", "item"]])
 

@@ -14,6 +14,7 @@ given by the estimator as a :class:`StageTraining`.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from .masks import binarize_mask
 
 __all__ = ["EnvironmentInference", "MaskLearning", "StageTraining", "StageResult", "run_stages",
            "environment_labels", "stage_training", "stage_attributes", "RENAMED_STAGE_PARAMETERS",
-           "STAGE_CONSTRAINTS", "FUSION_CONSTRAINTS", "RENAMED_FUSED_PARAMETERS"]
+           "STAGE_CONSTRAINTS", "FUSION_CONSTRAINTS", "RENAMED_FUSED_PARAMETERS", "InvariantStagesMixin"]
 
 
 class EnvironmentInference(BaseEstimator):
@@ -372,3 +373,27 @@ RENAMED_FUSED_PARAMETERS = {
     "w_erm": "use objective=FusedObjective(w_erm=...) (objective__w_erm in searches)",
     "irm_weight": "use objective=FusedObjective(irm_weight=...) (objective__irm_weight in searches)",
 }
+
+
+class InvariantStagesMixin:
+    """What an estimator whose ``environments``, ``mask`` and ``n_outer_iter`` are the stages
+    gets: the user's own environment labels read at fit time, the stages run and their fitted
+    attributes set, and the final stage timed (PaInvRL and EIOR)."""
+
+    def _prepare_fit(self, data, table, y, train_pos):
+        super()._prepare_fit(data, table, y, train_pos)
+        data.environments = environment_labels(table, train_pos, self.environments)
+
+    def _run_stages(self, data):
+        """Stages 1-2 (:func:`run_stages`); sets ``environments_``, ``invariant_mask_``, ..."""
+        result = run_stages(self._stage("environments"), self._stage("mask"), self.n_outer_iter,
+                            data, stage_training(self, data), self.history_)
+        vars(self).update(stage_attributes(result, data, self.user_ids_, self.item_ids_))
+        return result
+
+    @contextlib.contextmanager
+    def _timed(self, stage):
+        """Record the seconds of the block in ``stage_times_[stage]``."""
+        start = time.perf_counter()
+        yield
+        self.stage_times_[stage] = time.perf_counter() - start
