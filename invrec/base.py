@@ -158,8 +158,12 @@ class BaseRecommender(BaseEstimator):
     }
 
     #: Parameters holding a part (a stage, the fusion, an objective) whose None means the part's
-    #: defaults: parameter name -> factory (a class with ``from_spelling`` also reads a str).
+    #: defaults: parameter name -> factory.
     _default_stages = {}
+
+    #: Parts a str may stand for: parameter name -> the part's setting the str is (``fusion="global"``
+    #: is the default fusion with ``mode="global"``).
+    _spelled_parts = {}
 
     #: Former constructor parameters -> how to spell them now (raised with that hint).
     _renamed_parameters = {}
@@ -213,8 +217,8 @@ class BaseRecommender(BaseEstimator):
         factory = self._default_stages[name]
         if value is None:
             return factory()
-        if isinstance(value, str) and hasattr(factory, "from_spelling"):
-            return factory.from_spelling(value)
+        if isinstance(value, str) and name in self._spelled_parts:
+            return factory(**{self._spelled_parts[name]: value})
         return value if isinstance(value, BaseEstimator) else None
 
     # ------------------------------------------------------------------ fit

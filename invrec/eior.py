@@ -68,9 +68,9 @@ _PARAMETERS = """embedding_dim : int, default=128
         Standard deviation of the initial embeddings and projections (InvRL).
     fusion : Fusion, str or None, default=None
         The fusion (spec decision 3) and its ablations (decision 7); None is
-        :class:`~invrec.invariance.Fusion`'s defaults: learned per-item attention without
-        self-attention, the variant part gated to the invariant part's scale. A str is a mode
-        (``"global"``, ``"fixed"``, ``"invariant"``, ``"variant"``). Search ``fusion__gate``, ...
+        ``Fusion(gate=True)``: learned per-item attention without self-attention, the variant
+        part gated to the invariant part's scale. A str is a mode with that gate (``"global"``,
+        ``"fixed"``, ``"invariant"``, ``"variant"``). Search ``fusion__gate``, ...
     objective : FusedObjective or None, default=None
         The final loss ``L_fuse + w_irm L_irm + w_erm L_erm``; None is
         :class:`~invrec.invariance.FusedObjective`'s defaults: ``L_fuse`` environment-averaged
@@ -135,7 +135,8 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
     _parameter_constraints = _CONSTRAINTS
     _default_stages = {"environments": EnvironmentInference,
                        "mask": functools.partial(MaskLearning, weighting=0.5),
-                       "fusion": Fusion, "objective": FusedObjective}
+                       "fusion": functools.partial(Fusion, gate=True), "objective": FusedObjective}
+    _spelled_parts = {"fusion": "mode"}
     _renamed_parameters = {**RENAMED_STAGE_PARAMETERS, **RENAMED_FUSED_PARAMETERS,
                            "feedback": "rank implicit feedback with EIORRecommender, predict explicit "
                                        "ratings with EIORRegressor"}

@@ -104,10 +104,10 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         Outer iterations of {environments -> mask} (InvRL: 5).
     fusion : Fusion, str or None, default=None
         Convert module: how the invariant and variant representations are weighed. None is
-        :class:`~invrec.invariance.Fusion`'s defaults: learned per-item attention (PaInvRL's
-        reading), the variant part gated to the invariant part's scale, no self-attention. A str
-        is a mode: ``"global"`` (one learned pair), ``"invariant"`` (InvRL's final model),
-        ``"fixed"``, ``"variant"``. Searchable as ``fusion__mode``, ``fusion__gate``, ...
+        ``Fusion()``: learned per-item attention pooling of the two (PaInvRL's weighted sum), no
+        gate, no self-attention. A str is a mode: ``"global"`` (one learned pair),
+        ``"invariant"`` (InvRL's final model), ``"fixed"``, ``"variant"``. Searchable as
+        ``fusion__mode``, ``fusion__gate``, ...
     early_stopping : bool, default=True
         Keep the final model's epoch with the best validation NDCG@20; stop after
         ``n_iter_no_change`` epochs without improvement.
@@ -171,6 +171,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     _parameter_constraints = {**BACKBONE_CONSTRAINTS, **RANKING_LOSS_CONSTRAINTS, **STAGE_CONSTRAINTS,
                               **FUSION_CONSTRAINTS}
     _default_stages = {"environments": EnvironmentInference, "mask": MaskLearning, "fusion": Fusion}
+    _spelled_parts = {"fusion": "mode"}
     _renamed_parameters = {**RENAMED_STAGE_PARAMETERS, **RENAMED_FUSED_PARAMETERS}
 
     @reject_renamed

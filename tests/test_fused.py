@@ -49,8 +49,10 @@ def test_global_fusion_is_one_learned_pair():
 
 
 def test_a_str_fusion_is_its_mode_with_the_default_settings():
-    assert model("global").fusion.gate is True
-    assert Fusion.from_spelling("global").get_params() == Fusion("global").get_params()
+    assert model("global").fusion.gate is False and model("global").fusion.mode == "global"
+    # in an estimator a str is the method's default fusion in that mode: EIOR's is gated
+    assert EIORRecommender(fusion="global")._stage("fusion").get_params() == Fusion("global", gate=True).get_params()
+    assert PaInvRLRecommender(fusion="global")._stage("fusion").get_params() == Fusion("global").get_params()
     assert set(FUSION_MODES) == {"attention", "global", "fixed", "invariant", "variant"}
 
 
@@ -133,10 +135,10 @@ def test_fused_objective_by_hand():
 
 # ---------------------------------------------------------------------- the estimators hold them
 def test_painvrl_and_eior_share_the_fusion_setting_and_its_search_names():
-    for estimator in (PaInvRLRecommender(), EIORRecommender()):
+    for estimator, default in ((PaInvRLRecommender(), Fusion()), (EIORRecommender(), Fusion(gate=True))):
         params = estimator.get_params()
         assert {k: v for k, v in params.items() if k.startswith("fusion__")} == {
-            f"fusion__{k}": v for k, v in Fusion().get_params().items()}
+            f"fusion__{k}": v for k, v in default.get_params().items()}
     # a str fusion becomes its Fusion when a nested setting is searched
     spelled = PaInvRLRecommender(fusion="global").set_params(fusion__gate=False).fusion
     assert spelled.get_params() == Fusion("global", gate=False).get_params()

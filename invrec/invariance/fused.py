@@ -82,7 +82,7 @@ class FusedItemModel(nn.Module):
             for layer in (self.invariant, self.variant):
                 normal_linear_(layer, init_std, generator)
             if isinstance(fusion, str):
-                fusion = Fusion.from_spelling(fusion)
+                fusion = Fusion(mode=fusion)
             self.fusion = fusion.build(self.content_dim, generator=generator).to(device, dtype)
 
     # ------------------------------------------------------------------ content
