@@ -117,7 +117,7 @@ _ATTRIBUTES = """module_ : FusedItemModel
     history_ : list of dict
         The stage records, then one record per final epoch (``stage="final"``) with
         ``train_loss``, ``loss_fuse``, ``loss_irm``, ``loss_erm``, ``attention_inv`` (mean
-        invariant weight of the batch items) and ``{monitor}``.
+        invariant weight of up to 256 items of each batch) and ``{monitor}``.
     user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`."""
 

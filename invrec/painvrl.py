@@ -142,7 +142,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     history_ : list of dict
         One record per environment round (``stage="environments"``), per mask epoch
         (``stage="mask"``) and per final epoch (``stage="final"``: ``train_loss``,
-        ``loss_fuse``, ``attention_inv`` (mean invariant weight of the batch items),
+        ``loss_fuse``, ``attention_inv`` (mean invariant weight of up to 256 items of each batch),
         ``valid_ndcg@20``); every record has ``fit_time`` (s).
     user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`.
