@@ -14,10 +14,13 @@ from ._loaders import (
     load_movielens_100k,
     load_tiktok,
 )
+from ._regimes import REGIMES, spurious_scores
 from ._synthetic import make_multimodal_interactions
 
 __all__ = [
     "make_multimodal_interactions",
+    "REGIMES",
+    "spurious_scores",
     "load_mmrec",
     "load_diffmm",
     "load_movielens_100k",

@@ -14,6 +14,9 @@ The generative story, in the words of the invariant-learning papers invrec imple
   model that learned the spurious dimensions ranks badly there, while one that learned the
   invariant dimensions keeps its quality.
 
+Named shift regimes (``regime=``, see ``_regimes.py``) set the strengths for standard stories:
+environments that agree, that disagree in sign, no shift at all, and an item-level exposure bias.
+
 Interactions are drawn without replacement with the Gumbel top-k trick, all users at once.
 """
 
@@ -27,6 +30,7 @@ from sklearn.utils import Bunch
 
 from ..features import ItemFeatures
 from ..utils.validation import ITEM, USER, check_fraction, check_rng
+from ._regimes import exposure_term, resolve_regime
 
 __all__ = ["make_multimodal_interactions"]
 
@@ -40,8 +44,8 @@ def make_multimodal_interactions(
     n_factors=8,
     n_spurious=2,
     modalities=None,
-    spurious_strengths=(3.0, 4.5, 6.0),
-    test_strength=-3.0,
+    spurious_strengths=None,
+    test_strength=None,
     preference_strength=1.5,
     interactions_per_user=4,
     test_interactions_per_user=2,
@@ -49,6 +53,7 @@ def make_multimodal_interactions(
     missing_fraction=0.0,
     n_missing=1,
     random_state=None,
+    regime=None,
 ):
     """Generate interactions and item features whose spurious dimensions mislead under shift.
 
@@ -63,10 +68,12 @@ def make_multimodal_interactions(
     modalities : dict of str to (int, int), default=None
         Modality name -> (number of invariant dimensions, number of spurious dimensions). None
         gives ``{"visual": (12, 12), "acoustic": (8, 8)}``.
-    spurious_strengths : sequence of float, default=(3.0, 4.5, 6.0)
+    spurious_strengths : sequence of float, default=None
         ``beta_e`` of each training environment; its length is the number of environments.
-    test_strength : float, default=-3.0
+        None is ``(3.0, 4.5, 6.0)``, or the regime's strengths when ``regime`` is given.
+    test_strength : float, default=None
         ``beta`` of the out-of-distribution test environment (negative: the correlation reverses).
+        None is ``-3.0``, or the regime's test strength when ``regime`` is given.
     preference_strength : float, default=1.5
         Weight of the true preference ``<p_u, q_i>`` in every environment.
     interactions_per_user : int, default=4
@@ -84,6 +91,31 @@ def make_multimodal_interactions(
         Modalities lost by each such item.
     random_state : int, Generator or None, default=None
         Seed; an int makes the whole draw reproducible.
+    regime : {"agree", "disagree", "none", "item"} or None, default=None
+        A named shift regime that sets ``spurious_strengths`` and ``test_strength`` (passing
+        either of them too raises a ValueError). None keeps the arguments as given (and the
+        historical draw: ``regime=None`` with default arguments is the same data as ever). With
+        ``x_ui`` the exposure term, the logit of user ``u`` meeting item ``i`` in environment
+        ``e`` is ``preference_strength * <p_u, q_i> / sqrt(n_factors) + beta_e * x_ui``:
+
+        - ``"agree"``: the environments push the spurious attribute the same way at different
+          strengths and the test reverses it, the default story:
+          ``x_ui = <t_u, s_i> / sqrt(n_spurious)``, ``beta = (3.0, 4.5, 6.0)``, test ``-3.0``.
+        - ``"disagree"``: the environments disagree in sign, ``beta_e = 6 * (-1/2)**e`` i.e.
+          ``(6.0, -3.0, 1.5)``, so the spurious correlation is not stable across environments
+          (pooled, it still points the positive way); the test is at a new value, ``-4.5``.
+          Same ``x_ui`` as ``"agree"``.
+        - ``"none"``: no shift, ``beta = (0.0, 0.0, 0.0)`` and test ``0.0``: exposure follows
+          the true preference alone everywhere, so the OOD test is drawn by the same law as
+          the training and IID test rows (only from the items training left, as in every
+          regime, which lowers its mean preference a little).
+        - ``"item"``: an item-level exposure bias that ignores the user's taste:
+          ``x_ui = e_i = <1, s_i> / sqrt(n_spurious)`` (a popularity tied to the spurious
+          attribute, the same for every user), ``beta = (3.0, 4.5, 6.0)``, reversed at test
+          (``-3.0``).
+
+        Every regime draws the same latent variables and features for the same seed (the
+        arguments other than the strengths being equal); see ``invrec.datasets.REGIMES``.
 
     Returns
     -------
@@ -109,6 +141,13 @@ def make_multimodal_interactions(
             ``beta`` of each training environment followed by the test one.
         preference_strength : float
             Weight of the true preference in every environment (the argument's value).
+        regime : str or None
+            The ``regime`` argument.
+        exposure : {"user", "item"}
+            Which exposure term ``x_ui`` the strengths multiply: ``"item"`` for
+            ``regime="item"``, ``"user"`` otherwise (see :func:`~invrec.datasets.spurious_scores`).
+        spurious_mask : dict of str to ndarray of bool
+            ``~invariant_mask``: True at the spurious dimensions of each modality.
         name, DESCR : str
             The dataset's short name and a text description of how it was drawn.
 
@@ -120,6 +159,12 @@ def make_multimodal_interactions(
     (600, 3)
     >>> sorted(data.item_features.modalities), int(data.invariant_mask["visual"].sum())
     (['acoustic', 'visual'], 12)
+
+    A named regime sets the strengths:
+
+    >>> data = make_multimodal_interactions(n_users=50, n_items=40, regime="disagree", random_state=0)
+    >>> data.environment_strengths.tolist()
+    [6.0, -3.0, 1.5, -4.5]
     """
     n_users = _positive_int(n_users, "n_users")
     n_items = _positive_int(n_items, "n_items")
@@ -128,6 +173,7 @@ def make_multimodal_interactions(
     per_user = _positive_int(interactions_per_user, "interactions_per_user")
     per_user_test = _positive_int(test_interactions_per_user, "test_interactions_per_user")
     modalities = _check_modalities(DEFAULT_MODALITIES if modalities is None else modalities)
+    spurious_strengths, test_strength, exposure = resolve_regime(regime, spurious_strengths, test_strength)
     strengths = np.asarray(spurious_strengths, dtype=float).ravel()
     if strengths.size == 0 or not np.isfinite(strengths).all():
         raise ValueError("spurious_strengths must be a non-empty sequence of finite floats, one per environment.")
@@ -149,7 +195,7 @@ def make_multimodal_interactions(
     t = rng.standard_normal((n_users, n_spurious))
     s = _sphere(rng.standard_normal((n_items, n_spurious)))
     preference = preference_strength * (p @ q.T) / np.sqrt(n_factors)
-    spurious = (t @ s.T) / np.sqrt(n_spurious)
+    spurious = exposure_term(t, s, exposure)
 
     # Each environment draws its training and in-distribution test items together, then a random
     # share of them is held out: the IID test set is exchangeable with the training interactions.
@@ -182,11 +228,15 @@ def make_multimodal_interactions(
         item_spurious=s,
         environment_strengths=np.append(strengths, float(test_strength)),
         preference_strength=float(preference_strength),
+        regime=regime,
+        exposure=exposure,
+        spurious_mask={name: ~mask for name, mask in invariant_mask.items()},
         name="synthetic",
         DESCR=(
             f"Synthetic multimodal interactions: {n_users} users, {n_items} items, {n_env} training "
             f"environments with spurious strengths {strengths.tolist()}, out-of-distribution "
             f"strength {float(test_strength)}; modalities {modalities} as (invariant, spurious) dims."
+            + ("" if regime is None else f" Shift regime {regime!r} ({exposure}-level exposure).")
         ),
     )
 
