@@ -18,6 +18,7 @@ from torch import nn
 from .._moved import moved_names
 from ..nn.init import normal_, normal_linear_
 from ..nn.optim import l2_parameter_groups
+from ..nn.scoring import _distinct
 from .fusion import Fusion
 
 __all__ = ["FusedItemModel", "PARTS"]
@@ -153,16 +154,15 @@ class FusedItemModel(nn.Module):
         neg_id = None if negatives is None else (u_id @ self.item_embedding[negatives].T) * self.item_id_weight
         if self.content_dim == 0:
             return [(pos_id, neg_id)] * len(parts)
-        index = [PARTS.index(part) for part in parts]
-
-        def contents(x):
-            z_inv, z_var, fused, _ = self.content_parts(x)
-            return (fused, z_inv, z_var)
-
-        pos_c = contents(self.features[items])
-        neg_c = None if negatives is None else contents(self.features[negatives])
-        return [(pos_id + (u_c * pos_c[k]).sum(-1), None if negatives is None else neg_id + u_c @ neg_c[k].T)
-                for k in index]
+        # The content of each distinct item once (a batch repeats items): positives and negatives.
+        batch = items if negatives is None else torch.cat([items, negatives])
+        distinct, position = _distinct(batch, self.n_items)
+        z_inv, z_var, fused, _ = self.content_parts(self.features[distinct])
+        content = {"fused": fused, "invariant": z_inv, "variant": z_var}
+        pos_at, neg_at = position[:len(items)], position[len(items):]
+        return [(pos_id + (u_c * content[part][pos_at]).sum(-1),
+                 None if negatives is None else neg_id + u_c @ content[part][neg_at].T)
+                for part in parts]
 
     # ------------------------------------------------------------------ training
     def l2_parameter_groups(self, l2_embedding, l2_content, id_weight_items=2.0, *, scale=1.0):
