@@ -159,7 +159,7 @@ class BaseRecommender(BaseEstimator):
 
     #: Parameters holding a part (a stage, the fusion, an objective) whose None means the part's
     #: defaults: parameter name -> factory.
-    _default_stages = {}
+    _default_parts = {}
 
     #: Parts a str may stand for: parameter name -> the part's setting the str is (``fusion="global"``
     #: is the default fusion with ``mode="global"``).
@@ -180,7 +180,7 @@ class BaseRecommender(BaseEstimator):
         """
         params = super().get_params(deep=deep)
         if deep:
-            for name, factory in self._default_stages.items():
+            for name, factory in self._default_parts.items():
                 if params.get(name) is None:
                     params.update({f"{name}__{key}": value for key, value in factory().get_params().items()})
         return params
@@ -191,11 +191,11 @@ class BaseRecommender(BaseEstimator):
             if key in self._renamed_parameters:
                 raise ValueError(_renamed_message(type(self).__name__, key, self._renamed_parameters[key]))
         params = dict(params)
-        for name in self._default_stages:
+        for name in self._default_parts:
             if not any(k.startswith(f"{name}__") for k in params):
                 continue
             if name in params:          # the part set with its nested settings (a round trip)
-                part = self._part(name, params[name])
+                part = self._resolve_part(name, params[name])
                 nested = {k[len(name) + 2:]: params[k] for k in params if k.startswith(f"{name}__")}
                 if part is not None and params[name] is None and nested == part.get_params():
                     for key in nested:  # None with its defaults spelled out: None stays
@@ -203,18 +203,18 @@ class BaseRecommender(BaseEstimator):
                 elif part is not None:
                     params[name] = part
             elif not isinstance(getattr(self, name, None), BaseEstimator):
-                part = self._part(name, getattr(self, name, None))
+                part = self._resolve_part(name, getattr(self, name, None))
                 if part is not None:
                     setattr(self, name, part)
         return super().set_params(**params)
 
-    def _stage(self, name):
+    def _part(self, name):
         """The part object of parameter ``name``: the default one when None, the one a str spells
         when the part has a spelling (``fusion="invariant"``), else None (not a part)."""
-        return self._part(name, getattr(self, name))
+        return self._resolve_part(name, getattr(self, name))
 
-    def _part(self, name, value):
-        factory = self._default_stages[name]
+    def _resolve_part(self, name, value):
+        factory = self._default_parts[name]
         if value is None:
             return factory()
         if isinstance(value, str) and name in self._spelled_parts:
@@ -247,8 +247,8 @@ class BaseRecommender(BaseEstimator):
         self : object
         """
         validate_parameters(self)
-        for name in self._default_stages:          # the parts' settings too, before any work
-            part = self._stage(name)
+        for name in self._default_parts:          # the parts' settings too, before any work
+            part = self._part(name)
             if part is not None:
                 validate_parameters(part)
         previous = dict(self.__dict__)

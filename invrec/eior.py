@@ -133,7 +133,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
     """
 
     _parameter_constraints = _CONSTRAINTS
-    _default_stages = {"environments": EnvironmentInference,
+    _default_parts = {"environments": EnvironmentInference,
                        "mask": functools.partial(MaskLearning, weighting=0.5),
                        "fusion": functools.partial(Fusion, gate=True), "objective": FusedObjective}
     _spelled_parts = {"fusion": "mode"}
@@ -178,7 +178,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
             model = build_fused_model(self, data, stages.final_mask)                # 2. and 3.
             self._add_head(model, data)                                             # 4.
             self.module_ = model
-            objective = self._stage("objective").build(
+            objective = self._part("objective").build(
                 model, data.items, self._part_losses(model, data), *final_environments(stages, data))  # 5.
             self.attention_weights_ = train_fused_model(self, model, objective, data)
         self.attention_weights_mean_ = self.attention_weights_.mean(axis=0)

@@ -170,7 +170,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
 
     _parameter_constraints = {**BACKBONE_CONSTRAINTS, **RANKING_LOSS_CONSTRAINTS, **STAGE_CONSTRAINTS,
                               **FUSION_CONSTRAINTS}
-    _default_stages = {"environments": EnvironmentInference, "mask": MaskLearning, "fusion": Fusion}
+    _default_parts = {"environments": EnvironmentInference, "mask": MaskLearning, "fusion": Fusion}
     _spelled_parts = {"fusion": "mode"}
     _renamed_parameters = {**RENAMED_STAGE_PARAMETERS, **RENAMED_FUSED_PARAMETERS}
 

@@ -51,8 +51,8 @@ def test_global_fusion_is_one_learned_pair():
 def test_a_str_fusion_is_its_mode_with_the_default_settings():
     assert model("global").fusion.gate is False and model("global").fusion.mode == "global"
     # in an estimator a str is the method's default fusion in that mode: EIOR's is gated
-    assert EIORRecommender(fusion="global")._stage("fusion").get_params() == Fusion("global", gate=True).get_params()
-    assert PaInvRLRecommender(fusion="global")._stage("fusion").get_params() == Fusion("global").get_params()
+    assert EIORRecommender(fusion="global")._part("fusion").get_params() == Fusion("global", gate=True).get_params()
+    assert PaInvRLRecommender(fusion="global")._part("fusion").get_params() == Fusion("global").get_params()
     assert set(FUSION_MODES) == {"attention", "global", "fixed", "invariant", "variant"}
 
 

@@ -36,7 +36,7 @@ def build_fused_model(estimator, data, mask):
         data.n_items, 0, device=data.device)
     if mask is None:
         mask = torch.ones(features.shape[1], device=data.device)
-    fusion = estimator._stage("fusion")
+    fusion = estimator._part("fusion")
     return FusedItemModel(data.n_users, data.n_items, features, mask, id_dim=estimator.embedding_dim,
                           content_dim=estimator.content_dim, fusion=fusion,
                           item_id_weight=estimator.item_id_weight, init_std=estimator.init_std,

@@ -386,7 +386,7 @@ class InvariantStagesMixin:
 
     def _run_stages(self, data):
         """Stages 1-2 (:func:`run_stages`); sets ``environments_``, ``invariant_mask_``, ..."""
-        result = run_stages(self._stage("environments"), self._stage("mask"), self.n_outer_iter,
+        result = run_stages(self._part("environments"), self._part("mask"), self.n_outer_iter,
                             data, stage_training(self, data), self.history_)
         vars(self).update(stage_attributes(result, data, self.user_ids_, self.item_ids_))
         return result
