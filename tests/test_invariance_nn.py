@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from invrec.nn import UltraGCNModel, degree_weights, ultragcn_loss
-from invrec.invariance import EnvironmentModels, StochasticGateMask, environment_risks, gradient_variance_penalty, group_by_environment, infer_environments, irmv1_penalty, learn_invariant_mask, mgda_weight, reassign_environments, vrex_penalty
+from invrec.invariance import EnvironmentModels, StochasticGateMask, environment_risks, gradient_variance_penalty, group_by_environment, infer_environments, irmv1_penalty, learn_invariant_mask, mgda_weight, normalized_mgda_weight, reassign_environments, vrex_penalty
+from invrec.invariance.invariant_mask import MaskObjectives
+from invrec.invariance.pareto import flat_gradient
 
 GRID = np.linspace(0.0, 1.0, 2001)
 
@@ -70,6 +72,34 @@ def test_mgda_edge_cases():
     assert mgda_weight(torch.ones(3), torch.ones(3)) == 0.5            # identical
     assert mgda_weight(torch.zeros(2), torch.tensor([1.0, 2.0])) == 1.0  # g1 = 0 is Pareto-stationary
     assert mgda_weight(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])) == 0.5
+
+
+@settings(max_examples=60, deadline=None)
+@given(vectors, vectors, st.floats(1e-3, 1e3), st.floats(1e-3, 1e3))
+def test_normalized_mgda_moves_both_objectives_equally_at_any_scale(a, b, c1, c2):
+    n = min(len(a), len(b))
+    g1 = torch.tensor(a[:n], dtype=torch.float64)
+    g2 = torch.tensor(b[:n], dtype=torch.float64)
+    if float(g1.norm()) < 1e-3 or float(g2.norm()) < 1e-3:
+        return
+    gamma = normalized_mgda_weight(c1 * g1, c2 * g2)
+    # the raw combination is parallel to the bisector of the unit directions ...
+    step = gamma * c1 * g1 + (1 - gamma) * c2 * g2
+    bisector = g1 / g1.norm() + g2 / g2.norm()
+    if float(bisector.norm()) > 1e-6:
+        cos = float(step @ bisector / (step.norm() * bisector.norm()))
+        assert cos == pytest.approx(1.0, abs=1e-6)
+    # ... with equal contributions of the two objectives, whatever their scales
+    assert gamma * c1 * float(g1.norm()) == pytest.approx((1 - gamma) * c2 * float(g2.norm()), rel=1e-9)
+
+
+def test_normalized_mgda_hand_values_and_edge_cases():
+    assert normalized_mgda_weight(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0])) == 0.75
+    assert normalized_mgda_weight(torch.tensor([2.0]), torch.tensor([-6.0])) == 0.75   # opposite
+    assert normalized_mgda_weight(torch.zeros(2), torch.tensor([1.0, 0.0])) == 1.0     # g1 stationary
+    assert normalized_mgda_weight(torch.zeros(2), torch.zeros(2)) == 0.5
+    with pytest.raises(ValueError, match="same number"):
+        normalized_mgda_weight(torch.ones(2), torch.ones(3))
 
 
 # ---------------------------------------------------------------- penalties
@@ -250,5 +280,59 @@ def test_learn_invariant_mask_fixed_weight_and_records():
         users, items, env, 10, 12, torch.rand(12, 4, generator=g), n_envs=2, epochs=1,
         batch_size=16, n_negatives=3, id_dim=2, content_dim=2, generator=g)
     assert len(gammas) == 4 and all(0.0 <= v <= 1.0 for v in gammas)
+    with pytest.raises(ValueError, match="pareto must be one of"):
+        learn_invariant_mask(users, items, env, 10, 12, torch.rand(12, 4), n_envs=2, pareto="pcgrad")
+
+
+def _mask_batch(seed=3):
+    g = torch.Generator().manual_seed(seed)
+    features = torch.rand(8, 4, generator=g)
+    scorer = UltraGCNModel(5, 8, features, id_dim=2, content_dim=3, init_std=0.3, bias=False, generator=g)
+    gate = StochasticGateMask(4, sigma=0.0)
+    with torch.no_grad():
+        gate.mu.copy_(torch.rand(4, generator=g) - 0.5)
+    users = torch.randint(0, 5, (20,), generator=g)
+    items = torch.randint(0, 8, (20,), generator=g)
+    env = torch.tensor([0, 1] * 10)
+    negatives = torch.randint(0, 8, (2, 3), generator=g)
+    beta_u, beta_i = degree_weights(torch.ones(5), torch.ones(8))
+    return scorer, gate, (users, items, env, negatives, beta_u, beta_i)
+
+
+@pytest.mark.parametrize("penalty", ["invrl", "irmv1", "vrex"])
+def test_risk_scaled_penalty_pulls_as_hard_as_the_risk(penalty):
+    scorer, gate, batch = _mask_batch()
+    shared = [gate.mu, scorer.projection.weight]
+    raw = MaskObjectives(penalty, 2)
+    erm, irm, pen = raw(scorer, gate, *batch, penalty_weight=0.0, mask_l2=0.0)
+    risk_grad = flat_gradient(irm, shared).norm()            # weight 0: IRM is the mean risk
+    pen_grad = flat_gradient(pen, shared).norm()
+    scaled = MaskObjectives(penalty, 2, penalty_scale="risk")
+    _, irm_s, pen_s = scaled(scorer, gate, *batch, penalty_weight=3.0, mask_l2=0.0, shared=shared)
+    # the rescaled penalty's gradient has the risk's norm, and it is the raw one times a constant
+    assert float(flat_gradient(pen_s, shared).norm()) == pytest.approx(float(risk_grad), rel=1e-4)
+    assert float(pen_s.detach()) == pytest.approx(float(pen.detach() * risk_grad / pen_grad), rel=1e-4)
+    assert float(irm_s.detach()) == pytest.approx(float(irm.detach() + 3.0 * pen_s.detach()), rel=1e-5)
+    with pytest.raises(ValueError, match="penalty_scale must be one of"):
+        MaskObjectives(penalty, 2, penalty_scale="grad")
+
+
+def test_normalized_weighting_records_the_gradient_norm_ratio():
+    g = torch.Generator().manual_seed(0)
+    users = torch.randint(0, 10, (64,), generator=g)
+    items = torch.randint(0, 12, (64,), generator=g)
+    env = torch.randint(0, 2, (64,), generator=g)
+    features = torch.rand(12, 4, generator=g)
+    _, _, mgda, _ = learn_invariant_mask(
+        users, items, env, 10, 12, features, n_envs=2, epochs=3, penalty="vrex",
+        penalty_weight=50.0, batch_size=16, n_negatives=3, id_dim=2, content_dim=2,
+        generator=torch.Generator().manual_seed(1))
+    _, _, norm, _ = learn_invariant_mask(
+        users, items, env, 10, 12, features, n_envs=2, epochs=3, pareto="normalized",
+        penalty="vrex", penalty_weight=50.0, batch_size=16, n_negatives=3, id_dim=2,
+        content_dim=2, generator=torch.Generator().manual_seed(1))
+    assert len(norm) == 12 and all(0.0 < v < 1.0 for v in norm)
+    # MGDA's weight jumps between the ends; the normalised weight is an interior ratio of norms
+    assert np.std(norm) < np.std(mgda) or np.std(mgda) == 0.0
 
 

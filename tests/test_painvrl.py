@@ -75,7 +75,7 @@ def test_without_content_falls_back_to_ids(data):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"mask__weighting": "nash"}, "'weighting' parameter of MaskLearning must be a str among {'mgda'} or a float in \\[0, 1\\]; got 'nash'"),
+    ({"mask__weighting": "nash"}, "'weighting' parameter of MaskLearning must be a str among {'mgda', 'normalized'} or a float in \\[0, 1\\]; got 'nash'"),
     ({"fusion": "concat"}, "'fusion' parameter of PaInvRLRecommender must be None, a str among"),
     ({"mask__penalty": "l1"}, "'penalty' parameter of MaskLearning must be a str among"),
     ({"mask__weighting": 1.5}, "'weighting' parameter of MaskLearning must be"),
@@ -106,7 +106,7 @@ def test_nested_stage_parameters_reach_grid_search(data):
     model = PaInvRLRecommender()
     params = model.get_params()
     assert params["environments"] is None and params["environments__n_environments"] == 10
-    assert params["mask__weighting"] == "mgda"
+    assert params["mask__weighting"] == "normalized"
     model.set_params(environments__n_environments=4, mask__penalty="vrex")
     assert model.environments.get_params() == EnvironmentInference(4).get_params()
     assert model.mask.penalty == "vrex"

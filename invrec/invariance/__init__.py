@@ -27,7 +27,7 @@ from .fusion import FUSION_MODES, AttentionFusion, Fusion, FusionOutput
 from .invariant_mask import PENALTIES, MaskObjectives, environment_risks, learn_invariant_mask
 from .masks import StochasticGateMask, binarize_mask
 from .objectives import POOLED, FusedObjective, environment_risk, ranking_part_losses
-from .pareto import flat_gradient, mgda_weight
+from .pareto import flat_gradient, mgda_weight, normalized_mgda_weight
 from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
 from .stages import EnvironmentInference, MaskLearning, StageResult, StageTraining, run_stages
 
@@ -41,7 +41,7 @@ __all__ = [
     # the mask
     "MaskObjectives", "environment_risks", "learn_invariant_mask", "PENALTIES",
     "StochasticGateMask", "binarize_mask",
-    "gradient_variance_penalty", "irmv1_penalty", "vrex_penalty", "flat_gradient", "mgda_weight",
+    "gradient_variance_penalty", "irmv1_penalty", "vrex_penalty", "flat_gradient", "mgda_weight", "normalized_mgda_weight",
     # the fused item model
     "FusedItemModel", "PARTS", "AttentionFusion", "FusionOutput", "FUSION_MODES",
     "environment_risk", "ranking_part_losses",

@@ -9,10 +9,13 @@ on every batch:
   (:mod:`invrec.invariance.penalties`: InvRL's gradient variance by default, IRMv1 or V-REx) weighted by
   ``penalty_weight``, plus ``mask_l2 * ||mu||^2``.
 
-The two are combined as ``gamma * ERM + (1 - gamma) * IRM``. With ``pareto="mgda"`` (PaInvRL)
-``gamma`` is the closed-form two-objective MGDA weight of their gradients on the shared parameters
-``(mu, W)`` (:func:`~invrec.invariance.mgda_weight`), recomputed every batch; with ``pareto="fixed"``
-it is a constant (0 is InvRL's mask loss: IRM alone).
+The two are combined as ``gamma * ERM + (1 - gamma) * IRM``. With ``pareto="mgda"`` (PaInvRL as
+published) ``gamma`` is the closed-form two-objective MGDA weight of their gradients on the shared
+parameters ``(mu, W)`` (:func:`~invrec.invariance.mgda_weight`), recomputed every batch; with
+``pareto="normalized"`` (PaInvRL's default in invrec) the MGDA weight of the unit-normalised
+gradients (:func:`~invrec.invariance.normalized_mgda_weight`); with ``pareto="fixed"`` it is a
+constant (0 is InvRL's mask loss: IRM alone). ``penalty_scale="risk"`` rescales the penalty to the
+risk's gradient norm (:class:`MaskObjectives`).
 
 Rows of a batch are grouped by environment (:func:`~invrec.invariance.group_by_environment`) and each
 environment reads the content projection through its own view of ``W``, so one gradient call
@@ -29,13 +32,17 @@ from .environments import group_by_environment
 from ..nn.losses import interaction_degree_weights, ultragcn_loss
 from .masks import StochasticGateMask
 from ..nn.optim import make_adam
-from .pareto import flat_gradient, mgda_weight
+from .pareto import flat_gradient, mgda_weight, normalized_mgda_weight
 from .penalties import gradient_variance_penalty, irmv1_penalty, vrex_penalty
 from ..training import train_epochs
 
-__all__ = ["environment_risks", "MaskObjectives", "learn_invariant_mask", "PENALTIES"]
+__all__ = ["environment_risks", "MaskObjectives", "learn_invariant_mask", "PENALTIES", "PENALTY_SCALES", "PARETO"]
 
 PENALTIES = ("invrl", "irmv1", "vrex")
+#: How the penalty enters the IRM objective (:class:`MaskObjectives`).
+PENALTY_SCALES = ("raw", "risk")
+#: The weightings of :func:`learn_invariant_mask`.
+PARETO = ("mgda", "normalized", "fixed")
 
 
 def environment_risks(scorer, mask, users, items, env, negatives, beta_u, beta_i, n_envs, *,
@@ -107,16 +114,25 @@ class MaskObjectives:
     n_envs : int
     w : tuple of 4 floats
         UltraGCN loss weights.
+    penalty_scale : {"raw", "risk"}, default="raw"
+        "raw" adds ``penalty_weight * penalty`` as it is (InvRL). "risk" first rescales the
+        penalty, every batch, by the detached ratio of the gradient norms of the mean environment
+        risk and of the penalty on ``shared`` (the gates and the projection): the penalty then
+        pulls the parameters as hard as the risk does, times ``penalty_weight``, whatever its own
+        scale (InvRL's is about 1e-8 of the risk's, V-REx's about 1e-2).
     """
 
-    def __init__(self, penalty, n_envs, w=(1.0, 1.0, 1.0, 1.0)):
+    def __init__(self, penalty, n_envs, w=(1.0, 1.0, 1.0, 1.0), penalty_scale="raw"):
         if penalty not in PENALTIES:
             raise ValueError(f"penalty must be one of {PENALTIES}; got {penalty!r}.")
+        if penalty_scale not in PENALTY_SCALES:
+            raise ValueError(f"penalty_scale must be one of {PENALTY_SCALES}; got {penalty_scale!r}.")
         self.penalty, self.n_envs, self.w = penalty, int(n_envs), tuple(float(v) for v in w)
+        self.penalty_scale = penalty_scale
 
     def __call__(self, scorer, gate, users, items, env, negatives, beta_u, beta_i, *,
-                 penalty_weight, mask_l2):
-        """Return ``(erm, irm, penalty)`` scalars for one batch."""
+                 penalty_weight, mask_l2, shared=None):
+        """Return ``(erm, irm, penalty)`` scalars for one batch (``penalty`` as used, rescaled or not)."""
         mask = gate()
         scales = None
         if self.penalty == "irmv1":
@@ -132,13 +148,24 @@ class MaskObjectives:
             penalty = irmv1_penalty(risks.sum(), scales)
         else:
             penalty = vrex_penalty(risks[present])
-        irm = risks[present].mean() + penalty_weight * penalty + mask_l2 * gate.l2()
+        risk = risks[present].mean()
+        if self.penalty_scale == "risk" and penalty.requires_grad:
+            params = [gate.mu, scorer.projection.weight] if shared is None else shared
+            penalty = penalty * _gradient_ratio(risk, penalty, params)
+        irm = risk + penalty_weight * penalty + mask_l2 * gate.l2()
         return erm, irm, penalty
+
+
+def _gradient_ratio(numerator, denominator, params, eps=1e-20):
+    """Detached ``||grad numerator|| / ||grad denominator||`` on ``params`` (0 if the latter is 0)."""
+    top = flat_gradient(numerator, params).norm()
+    bottom = flat_gradient(denominator, params).norm()
+    return (top / bottom).detach() if float(bottom) > eps else bottom.new_zeros(())
 
 
 def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_envs,
                          gate=None, scorer=None, epochs=40, pareto="mgda", erm_weight=0.0,
-                         penalty="invrl", penalty_weight=1.0, mask_l2=0.1, sigma=0.01,
+                         penalty="invrl", penalty_weight=1.0, penalty_scale="raw", mask_l2=0.1, sigma=0.01,
                          mask_learning_rate=1e-3, learning_rate=1e-3, batch_size=512,
                          n_negatives=50, l2_embedding=1e-4, l2_content=1e-2, item_l2_ratio=2.0,
                          id_dim=64, content_dim=64, init_std=0.01, loss_weights=(1.0, 1.0, 1.0, 1.0),
@@ -158,13 +185,18 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         scorer without projection bias, as InvRL's mask stage).
     epochs : int, default=40
         Passes over the interactions (InvRL: 40).
-    pareto : {"mgda", "fixed"}, default="mgda"
-        Per-batch MGDA weight (PaInvRL) or the constant ``erm_weight``.
+    pareto : {"mgda", "normalized", "fixed"}, default="mgda"
+        Per-batch MGDA weight (PaInvRL), the per-batch MGDA weight of the unit-normalised
+        gradients (:func:`~invrec.invariance.normalized_mgda_weight`: each objective moves the
+        shared parameters equally) or the constant ``erm_weight``.
     erm_weight : float in [0, 1], default=0.0
         ``gamma`` of ``pareto="fixed"`` (0: InvRL's IRM-only mask loss).
     penalty : {"invrl", "irmv1", "vrex"}, default="invrl"
     penalty_weight : float, default=1.0
         Weight of the penalty in the IRM objective (InvRL ``alpha``).
+    penalty_scale : {"raw", "risk"}, default="raw"
+        The penalty as it is (InvRL) or rescaled to the risk's gradient norm
+        (:class:`MaskObjectives`).
     mask_l2 : float, default=0.1
         Weight of ``||mu||^2`` in the IRM objective (InvRL ``lam``).
     sigma : float, default=0.01
@@ -185,8 +217,8 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         Per epoch (:func:`invrec.training.train_epochs` records, ``stage="mask"``): ``train_loss``,
         ``erm``, ``irm``, ``penalty``, ``gamma`` (row-weighted means) and ``fit_time``.
     """
-    if pareto not in ("mgda", "fixed"):
-        raise ValueError(f"pareto must be 'mgda' or 'fixed'; got {pareto!r}.")
+    if pareto not in PARETO:
+        raise ValueError(f"pareto must be one of {PARETO}; got {pareto!r}.")
     device = users.device
     n = users.shape[0]
     beta_u, beta_i = interaction_degree_weights(users, items, n_users, n_items, user_degree, item_degree)
@@ -202,7 +234,7 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         group["lr"] = learning_rate
     groups.append({"params": [gate.mu], "weight_decay": 0.0, "lr": mask_learning_rate})
     optimizer = make_adam(groups, learning_rate)
-    objectives = MaskObjectives(penalty, n_envs, loss_weights)
+    objectives = MaskObjectives(penalty, n_envs, loss_weights, penalty_scale=penalty_scale)
     shared = [gate.mu, scorer.projection.weight]
     draw_device = generator.device if generator is not None else device
     gammas = []
@@ -211,9 +243,12 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         negatives = torch.randint(0, n_items, (n_envs, n_negatives), generator=generator,
                                   device=draw_device).to(device)
         erm, irm, pen = objectives(scorer, gate, users[rows], items[rows], env[rows], negatives,
-                                   beta_u, beta_i, penalty_weight=penalty_weight, mask_l2=mask_l2)
+                                   beta_u, beta_i, penalty_weight=penalty_weight, mask_l2=mask_l2,
+                                   shared=shared)
         if pareto == "mgda":
             gamma = mgda_weight(flat_gradient(erm, shared), flat_gradient(irm, shared))
+        elif pareto == "normalized":
+            gamma = normalized_mgda_weight(flat_gradient(erm, shared), flat_gradient(irm, shared))
         else:
             gamma = float(erm_weight)
         gammas.append(gamma)

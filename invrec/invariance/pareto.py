@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["mgda_weight", "flat_gradient"]
+__all__ = ["mgda_weight", "normalized_mgda_weight", "flat_gradient"]
 
 
 def mgda_weight(g1, g2, *, eps=1e-12):
@@ -55,6 +55,46 @@ def mgda_weight(g1, g2, *, eps=1e-12):
         return 0.5
     gamma = float((g2 - g1) @ g2) / denom
     return min(1.0, max(0.0, gamma))
+
+
+def normalized_mgda_weight(g1, g2, *, eps=1e-12):
+    """ERM share of the MGDA step taken on unit-normalised gradients, as a weight on the raw objectives.
+
+    MGDA's min-norm point depends on the gradients' norms: when one objective's gradient is much
+    shorter it takes the whole step (``gamma`` at 0 or 1), which cancels the other objective.
+    Normalising both gradients first makes the step the bisector of the two directions (the
+    min-norm point of two unit vectors is their midpoint), so each objective moves the parameters
+    by the same amount whatever its scale. Expressed as a weight on the raw objectives,
+    ``gamma * L1 + (1 - gamma) * L2`` with ``gamma = ||g2|| / (||g1|| + ||g2||)``.
+
+    Parameters
+    ----------
+    g1, g2 : Tensor
+        Gradients of the two objectives on the same parameters.
+    eps : float, default=1e-12
+        A gradient whose norm is at most ``eps`` is stationary: the other objective takes the
+        whole step (0.5 when both are).
+
+    Returns
+    -------
+    gamma : float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> normalized_mgda_weight(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0]))
+    0.75
+    >>> normalized_mgda_weight(torch.tensor([1.0, 0.0]), torch.tensor([100.0, 0.0]))  # any scale
+    0.9900990099009901
+    """
+    n1 = float(g1.detach().double().norm())
+    n2 = float(g2.detach().double().norm())
+    if g1.numel() != g2.numel():
+        raise ValueError(f"g1 and g2 must have the same number of entries; got {g1.numel()} and {g2.numel()}.")
+    if n1 <= eps and n2 <= eps:
+        return 0.5
+    return n2 / (n1 + n2)
 
 
 def flat_gradient(loss, params, *, retain_graph=True):

@@ -25,7 +25,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .environments import infer_environments
-from .invariant_mask import PENALTIES, learn_invariant_mask
+from .invariant_mask import PENALTIES, PENALTY_SCALES, learn_invariant_mask
 from ..utils.params import Interval, StrOptions, validate_parameters
 from .fusion import FUSION_MODES, Fusion
 from .masks import binarize_mask
@@ -117,9 +117,20 @@ class MaskLearning(BaseEstimator):
         Weight of the penalty in the first outer iteration (InvRL ``alpha``: 1.0).
     penalty_growth : float, default=1.05
         Factor applied to the penalty weight at every outer iteration (InvRL: 1.05).
-    weighting : "mgda" or float in [0, 1], default="mgda"
-        ``gamma``: "mgda" is PaInvRL's Pareto weight, the closed-form two-objective MGDA weight
-        recomputed every batch; a float is a fixed ERM share (0: InvRL's IRM-only mask loss;
+    penalty_scale : {"raw", "risk"}, default="raw"
+        "raw" adds the penalty as it is (InvRL). "risk" rescales it every batch so that its
+        gradient on the gates and the projection has the norm of the mean risk's, times
+        ``penalty_weight`` (:class:`invrec.invariance.MaskObjectives`): InvRL's penalty is
+        otherwise about 1e-8 of the risk's pull, V-REx's about 1e-2.
+    weighting : "normalized", "mgda" or float in [0, 1], default="normalized"
+        ``gamma``, recomputed every batch for the two string options. "normalized" is PaInvRL's
+        Pareto weight on unit-normalised gradients
+        (:func:`~invrec.invariance.normalized_mgda_weight`, Sener & Koltun's normalised MGDA):
+        each objective moves the shared parameters by the same amount, so neither cancels the
+        other by its scale. "mgda" is the closed-form MGDA weight of the raw gradients
+        (PaInvRL as published): it jumps between 0 and 1 when the two gradients are nearly equal
+        (44% of batches at 0 and 43% at 1 on the synthetic data) and answers a stronger penalty
+        with an ERM weight near 1. A float is a fixed ERM share (0: InvRL's IRM-only mask loss;
         EIOR: 0.5).
     threshold : None, "auto" or float in [0, 1], default=None
         None hands the learned soft mask to the final model (InvRL, PaInvRL). Otherwise it is
@@ -142,12 +153,14 @@ class MaskLearning(BaseEstimator):
         "penalty": [StrOptions(set(PENALTIES))],
         "penalty_weight": [Interval(numbers.Real, 0, None)],
         "penalty_growth": [Interval(numbers.Real, 0, None, closed="neither")],
-        "weighting": [StrOptions({"mgda"}), Interval(numbers.Real, 0, 1)],
+        "penalty_scale": [StrOptions(set(PENALTY_SCALES))],
+        "weighting": [StrOptions({"mgda", "normalized"}), Interval(numbers.Real, 0, 1)],
         "threshold": [None, StrOptions({"auto"}), Interval(numbers.Real, 0, 1)],
     }
 
     def __init__(self, *, epochs=40, sigma=0.01, learning_rate=1e-3, l2=0.1, penalty="invrl",
-                 penalty_weight=1.0, penalty_growth=1.05, weighting="mgda", threshold=None):
+                 penalty_weight=1.0, penalty_growth=1.05, penalty_scale="raw", weighting="normalized",
+                 threshold=None):
         self.epochs = epochs
         self.sigma = sigma
         self.learning_rate = learning_rate
@@ -155,6 +168,7 @@ class MaskLearning(BaseEstimator):
         self.penalty = penalty
         self.penalty_weight = penalty_weight
         self.penalty_growth = penalty_growth
+        self.penalty_scale = penalty_scale
         self.weighting = weighting
         self.threshold = threshold
 
@@ -163,10 +177,10 @@ class MaskLearning(BaseEstimator):
         fixed = not isinstance(self.weighting, str)
         gate, scorer, batch_gammas, epochs = learn_invariant_mask(
             data.users, data.items, env, data.n_users, data.n_items, data.features, n_envs=n_envs,
-            gate=gate, scorer=scorer, epochs=self.epochs, pareto="fixed" if fixed else "mgda",
+            gate=gate, scorer=scorer, epochs=self.epochs, pareto="fixed" if fixed else self.weighting,
             erm_weight=float(self.weighting) if fixed else 0.0, penalty=self.penalty,
             penalty_weight=self.penalty_weight * self.penalty_growth ** outer,
-            mask_l2=self.l2, sigma=self.sigma, mask_learning_rate=self.learning_rate,
+            penalty_scale=self.penalty_scale, mask_l2=self.l2, sigma=self.sigma, mask_learning_rate=self.learning_rate,
             **training.kwargs())
         gammas.extend(batch_gammas)
         for record in epochs:
