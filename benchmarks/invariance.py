@@ -249,6 +249,7 @@ TIKTOK_MODELS = {
     "InvRL setting": ("painvrl", {"mask__weighting": 0.0, "fusion": "invariant"}),
     "PaInvRL": ("painvrl", {}),
     "PaInvRL, invariant fusion": ("painvrl", {"fusion": "invariant"}),
+    "PaInvRL, invariant fusion, hard mask": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto"}),
 }
 DEFAULT_TIKTOK = ["UltraGCN (ERM baseline)", "InvRL setting", "PaInvRL"]
 

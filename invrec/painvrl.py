@@ -9,8 +9,9 @@ Huang, Li, Li, Zheng and Liu, ACM MM 2023 (arXiv 2308.04706), built on InvRL (Du
 2. **invariant mask generation** (:class:`invrec.invariance.MaskLearning`, running
    :func:`invrec.invariance.learn_invariant_mask`): a stochastic-gate mask
    over the content dimensions, learned from an ERM and an IRM objective weighted by the per-batch
-   two-objective MGDA (Pareto) weight; steps 1-2 repeat ``n_outer_iter`` times with the penalty
-   weight growing by the stage's ``penalty_growth`` (:func:`invrec.invariance.run_stages`);
+   two-objective MGDA (Pareto) weight of their unit-normalised gradients; steps 1-2 repeat
+   ``n_outer_iter`` times with the penalty weight growing by the stage's ``penalty_growth``
+   (:func:`invrec.invariance.run_stages`);
 3. **convert module** (:class:`invrec.invariance.FusedItemModel`): invariant and variant item
    representations from the mask and its complement, fused by attention
    (:class:`invrec.invariance.Fusion`), in the UltraGCN-style backbone, trained on the pooled
@@ -18,6 +19,8 @@ Huang, Li, Li, Zheng and Liu, ACM MM 2023 (arXiv 2308.04706), built on InvRL (Du
 """
 
 from __future__ import annotations
+
+import functools
 
 from .base import BaseRecommender, reject_renamed
 from .baselines import BACKBONE_CONSTRAINTS, RANKING_LOSS_CONSTRAINTS
@@ -34,9 +37,9 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     """Pareto Invariant Representation Learning (PaInvRL) recommender; InvRL as a setting.
 
     Environments -> invariant mask (repeated ``n_outer_iter`` times) -> convert module and final
-    training, as described in the module docstring. ``mask=MaskLearning(weighting=0.0)`` and
-    ``fusion="invariant"`` reproduces InvRL (its mask loss is the IRM objective alone and its final
-    model reads only the masked content).
+    training, as described in the module docstring. ``mask=MaskLearning(weighting=0.0)`` (a soft
+    mask, IRM-only loss) with ``fusion="invariant"`` reproduces InvRL; ``mask=MaskLearning(
+    weighting="mgda"), fusion="attention"`` is PaInvRL as published.
 
     The backbone's training knobs (widths, batch, step size, L2, patience) default to those of
     :class:`~invrec.baselines.UltraGCNRecommender`, so the two compare out of the box; InvRL's
@@ -47,11 +50,13 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     CPU. Laptop-fast settings measured in ``benchmarks/invariance.py``: ``n_outer_iter=2,
     environments=EnvironmentInference(max_rounds=2, epochs=5, embedding_dim=32),
     mask=MaskLearning(epochs=3, learning_rate=1e-2)`` fit TikTok
-    (60k interactions) in 1.5-3 minutes on one CPU thread. For out-of-distribution robustness
-    use ``fusion="invariant"``, ``MaskLearning(threshold="auto")`` and a down-weighted or more
-    regularised item id part (``item_id_weight``, ``item_l2_ratio``): item id embeddings absorb
-    exposure bias that no content mask removes; full ids and attention favour dense, unshifted
-    data.
+    (60k interactions) in 1.5-3 minutes on one CPU thread. The defaults cut the mask
+    (``MaskLearning(threshold="auto")``) and read only the invariant part (``fusion="invariant"``):
+    trained on the pooled loss, attention leans on the variant part, which fits the training
+    environments better, and a soft mask keeps every spurious dimension (``benchmarks/README.md``,
+    "Shift regimes"). For more out-of-distribution robustness at some in-distribution cost,
+    down-weight or regularise the item id part (``item_id_weight``, ``item_l2_ratio``): item id
+    embeddings absorb exposure bias that no content mask removes.
 
     Parameters
     ----------
@@ -97,17 +102,19 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     mask : MaskLearning or None, default=None
         Stage 2. A :class:`~invrec.invariance.MaskLearning` (epochs, gate noise, step size,
         ``||mu||^2`` weight, penalty and its weight and growth, the ERM/IRM ``weighting`` and the
-        ``threshold`` that binarises the mask); None uses its defaults: PaInvRL's per-batch MGDA
-        weighting with InvRL's penalty and budget (40 epochs). ``MaskLearning(weighting=0.0)``
-        is InvRL's IRM-only mask loss.
+        ``threshold`` that binarises the mask); None is ``MaskLearning(threshold="auto")``:
+        PaInvRL's per-batch MGDA weighting on normalised gradients with InvRL's penalty and
+        budget (40 epochs), the learned mask cut in two by the automatic threshold.
+        ``MaskLearning(weighting="mgda")`` is the published raw-gradient MGDA weight,
+        ``MaskLearning(weighting=0.0)`` InvRL's IRM-only mask loss.
     n_outer_iter : int, default=5
         Outer iterations of {environments -> mask} (InvRL: 5).
     fusion : Fusion, str or None, default=None
         Convert module: how the invariant and variant representations are weighed. None is
-        ``Fusion()``: learned per-item attention pooling of the two (PaInvRL's weighted sum), no
-        gate, no self-attention. A str is a mode: ``"global"`` (one learned pair),
-        ``"invariant"`` (InvRL's final model), ``"fixed"``, ``"variant"``. Searchable as
-        ``fusion__mode``, ``fusion__gate``, ...
+        ``Fusion(mode="invariant")``: the final model reads only the invariant (masked) part, as
+        InvRL's. A str is a mode: ``"attention"`` (learned per-item attention pooling of the two,
+        PaInvRL's weighted sum as published), ``"global"`` (one learned pair), ``"fixed"``,
+        ``"variant"``. Searchable as ``fusion__mode``, ``fusion__gate``, ...
     early_stopping : bool, default=True
         Keep the final model's epoch with the best validation NDCG@20; stop after
         ``n_iter_no_change`` epochs without improvement.
@@ -165,12 +172,14 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     The stage settings are nested, and a search reaches them:
 
     >>> PaInvRLRecommender().set_params(mask__penalty="vrex").mask
-    MaskLearning(penalty='vrex')
+    MaskLearning(penalty='vrex', threshold='auto')
     """
 
     _parameter_constraints = {**BACKBONE_CONSTRAINTS, **RANKING_LOSS_CONSTRAINTS, **STAGE_CONSTRAINTS,
                               **FUSION_CONSTRAINTS}
-    _default_parts = {"environments": EnvironmentInference, "mask": MaskLearning, "fusion": Fusion}
+    _default_parts = {"environments": EnvironmentInference,
+                      "mask": functools.partial(MaskLearning, threshold="auto"),
+                      "fusion": functools.partial(Fusion, mode="invariant")}
     _spelled_parts = {"fusion": "mode"}
     _renamed_parameters = {**RENAMED_STAGE_PARAMETERS, **RENAMED_FUSED_PARAMETERS}
 

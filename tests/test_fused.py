@@ -135,7 +135,7 @@ def test_fused_objective_by_hand():
 
 # ---------------------------------------------------------------------- the estimators hold them
 def test_painvrl_and_eior_share_the_fusion_setting_and_its_search_names():
-    for estimator, default in ((PaInvRLRecommender(), Fusion()), (EIORRecommender(), Fusion(gate=True))):
+    for estimator, default in ((PaInvRLRecommender(), Fusion("invariant")), (EIORRecommender(), Fusion(gate=True))):
         params = estimator.get_params()
         assert {k: v for k, v in params.items() if k.startswith("fusion__")} == {
             f"fusion__{k}": v for k, v in default.get_params().items()}
@@ -147,7 +147,7 @@ def test_painvrl_and_eior_share_the_fusion_setting_and_its_search_names():
     params = PaInvRLRecommender().get_params()
     assert PaInvRLRecommender().set_params(**params).fusion is None
     changed = PaInvRLRecommender().set_params(**{**params, "fusion__prior": 0.25}).fusion
-    assert changed.get_params() == Fusion(prior=0.25).get_params()
+    assert changed.get_params() == Fusion("invariant", prior=0.25).get_params()
 
 
 # ---------------------------------------------------------------------- former names
