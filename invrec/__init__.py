@@ -12,9 +12,10 @@ from .eior import EIORRecommender, EIORRegressor
 from .features import ItemFeatures
 from .milk import MILKRecommender
 from .painvrl import PaInvRLRecommender
+from .persistence import load, save
 from .utils.discovery import all_estimators
 
 __all__ = [
     "EIORRecommender", "EIORRegressor", "ItemFeatures", "MILKRecommender", "PaInvRLRecommender", "PopularityRecommender",
-    "UltraGCNRecommender", "__version__", "all_estimators",
+    "UltraGCNRecommender", "__version__", "all_estimators", "load", "save",
 ]

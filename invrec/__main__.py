@@ -1,8 +1,12 @@
 """Command line: ``python -m invrec`` (or ``invrec``) runs the main job on the embedded default.
 
 Commands: ``demo`` (the default), ``evaluate`` (a model on a dataset folder in the MMRec or
-DiffMM layout with its official split), ``fit`` (save a fitted model, joblib) and ``recommend``
-(top-n lists for given users from a saved model, as CSV).
+DiffMM layout with its official split), ``fit`` (save a fitted model with :func:`invrec.save`)
+and ``recommend`` (top-n lists for given users from a saved model, as CSV).
+
+Model files are read with :func:`invrec.load`, which runs no code from the file. A joblib or
+pickle model file (as ``invrec fit`` wrote before :func:`invrec.save` existed) is read only with
+``recommend --trusted``: unpickling runs code from the file, so pass it only for a file you trust.
 
 ``demo`` generates the synthetic shift problem, splits it, ranks with a popularity model and with
 the two ground-truth oracles (true preference, spurious attribute), and prints in- and
@@ -85,11 +89,14 @@ def _parse_value(text):
 def make_model(name, params=()):
     """Build the estimator called ``name`` with ``params`` (``"key=value"`` strings).
 
+    The values are checked against the estimator's declared constraints at once, so a bad value
+    (``random_state=foo``) stops before any data is read.
+
     Raises
     ------
     ValueError
-        If the name is unknown, a parameter is not ``key=value`` or the estimator has no such
-        parameter.
+        If the name is unknown, a parameter is not ``key=value``, the estimator has no such
+        parameter, or a value is outside what the parameter accepts.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}.")
@@ -105,7 +112,23 @@ def make_model(name, params=()):
     unknown = sorted(set(settings) - set(valid))
     if unknown:
         raise ValueError(f"{cls} has no parameter {unknown}; its parameters are {sorted(valid)}.")
-    return estimator.set_params(**settings)
+    try:
+        estimator.set_params(**settings)
+        _validate(estimator)
+    except (ValueError, TypeError) as exc:
+        given = " ".join(f"--param {item}" for item in params)
+        raise ValueError(f"{exc} (from {given})") from None
+    return estimator
+
+
+def _validate(estimator):
+    """Check an estimator's parameters, and those of the parts it holds, as ``fit`` does first."""
+    from .utils.params import validate_parameters
+
+    validate_parameters(estimator)
+    for value in estimator.get_params(deep=False).values():
+        if hasattr(value, "get_params") and hasattr(type(value), "_parameter_constraints"):
+            validate_parameters(value)
 
 
 def _guess_layout(folder):
@@ -234,8 +257,9 @@ def _evaluate(args):
 
 
 def _fit(args):
-    import joblib
     from pathlib import Path
+
+    from .persistence import save
 
     out = Path(args.output)
     if not out.parent.exists():
@@ -253,36 +277,47 @@ def _fit(args):
     if valid is not None and len(valid) and "validation_data" in _fit_parameters(model):
         kwargs["validation_data"] = valid
     model.fit(train, **kwargs)
-    joblib.dump(model, out)
+    save(model, out)
     print(f"fitted {type(model).__name__} on {len(train)} interactions; saved to {out}")
     return 0
 
 
-def load_model(path):
-    """Load a model saved by ``invrec fit`` (or ``joblib.dump``), checking what it is.
+def load_model(path, trusted=False):
+    """Load a model saved by ``invrec fit`` (or :func:`invrec.save`), checking what it is.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    trusted : bool, default=False
+        False reads only files of :func:`invrec.save`, with :func:`invrec.load`, which runs no code
+        from the file. True also reads joblib/pickle files (``recommend --trusted``); **unpickling
+        runs code from the file: only for a file you trust.**
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file is not a joblib file or does not hold a fitted invrec estimator.
+        If the file is not an intact model file (:class:`invrec.persistence.ModelFileError`), names
+        a type the safe reader refuses (:class:`invrec.persistence.UnsafeModelFileError`), or does
+        not hold a fitted invrec estimator.
     """
-    import joblib
     from pathlib import Path
 
-    from .base import BaseRecommender
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from .persistence import load
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {str(path)!r} does not exist; make one with `invrec fit`.")
+    model = load(path, trusted=trusted)
     try:
-        model = joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model file"
-        raise ValueError(f"{str(path)!r} is not a model saved by `invrec fit` (joblib could not read it: "
-                         f"{type(exc).__name__}).") from None
-    if not isinstance(model, BaseRecommender):
-        raise ValueError(f"{str(path)!r} holds a {type(model).__name__}, not an invrec recommender.")
+        check_is_fitted(model)
+    except NotFittedError:
+        raise ValueError(f"{str(path)!r} holds an unfitted {type(model).__name__}; fit it before saving.") from None
     return model
 
 
@@ -309,7 +344,7 @@ def _read_users(args, model):
 def _recommend(args):
     from tqdm.auto import tqdm
 
-    model = load_model(args.model_file)
+    model = load_model(args.model_file, trusted=args.trusted)
     users = _read_users(args, model)
     chunks = [users[i:i + args.chunk] for i in range(0, len(users), args.chunk)]
     frames = [model.recommend(chunk, n=args.n)
@@ -362,15 +397,20 @@ def build_parser():
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the metrics as JSON")
     evaluate.set_defaults(func=_evaluate)
 
-    fit = sub.add_parser("fit", help="fit a model and save it to a file (joblib)")
+    fit = sub.add_parser("fit", help="fit a model and save it to a file (invrec.save: no code runs when it is read)")
     _add_data_arguments(fit, required=False)
     _add_model_arguments(fit)
-    fit.add_argument("--output", "-o", required=True, metavar="FILE", help="where to save the model")
+    fit.add_argument("--output", "-o", required=True, metavar="FILE",
+                     help="where to save the model (for example model.invrec)")
     fit.add_argument("--seed", type=int, default=0, help="synthetic default's seed when no folder is given")
     fit.set_defaults(func=_fit)
 
     recommend = sub.add_parser("recommend", help="top-n items for given users from a saved model, as CSV")
-    recommend.add_argument("model_file", help="a model saved by `invrec fit`")
+    recommend.add_argument("model_file", help="a model saved by `invrec fit` (or invrec.save)")
+    recommend.add_argument("--trusted", action="store_true",
+                           help="also read a joblib/pickle model file (as older `invrec fit` wrote), or one "
+                                "holding types the safe reader refuses. Unpickling RUNS CODE from the file: "
+                                "use only for a file you made yourself or otherwise trust")
     recommend.add_argument("--users", nargs="+", default=None, help="user ids")
     recommend.add_argument("--users-file", default=None, help="a file with one user id per line")
     recommend.add_argument("--n", type=int, default=10, help="list length (default: 10)")
@@ -389,7 +429,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:   # bad input: one line, no traceback
         parser.exit(2, f"invrec: error: {exc}\n")
 
 

@@ -88,7 +88,7 @@ def test_evaluate_popularity_matches_hand_count(tmp_path, capsys):
 
 
 def test_fit_then_recommend_csv(tmp_path, capsys):
-    model_file = tmp_path / "model.joblib"
+    model_file = tmp_path / "model.invrec"
     assert main(["fit", "--model", "ultragcn", "--param", "max_epochs=2", "--param", "embedding_dim=8",
                  "--param", "random_state=0", "-o", str(model_file)]) == 0
     capsys.readouterr()
@@ -133,13 +133,17 @@ def test_unknown_layout_and_non_model_file(tmp_path, capsys):
         load_dataset(tmp_path / "empty")
     junk = tmp_path / "junk.joblib"
     junk.write_text("not a model")
-    with pytest.raises(ValueError, match="not a model saved"):
+    with pytest.raises(ValueError, match="is not an invrec model file"):
         load_model(junk)
+    with pytest.raises(ValueError, match="neither an invrec model file nor a joblib/pickle file"):
+        load_model(junk, trusted=True)
     import joblib
 
     joblib.dump({"a": 1}, tmp_path / "dict.joblib")
-    with pytest.raises(ValueError, match="not an invrec recommender"):
+    with pytest.raises(ValueError, match="not a zip archive.*--trusted"):
         load_model(tmp_path / "dict.joblib")
+    with pytest.raises(ValueError, match="not an invrec estimator"):
+        load_model(tmp_path / "dict.joblib", trusted=True)
 
 
 def test_make_model_parses_literals():
@@ -208,3 +212,99 @@ def test_fit_eior_from_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--model", "no-such-model", "-o", str(model_file)])
     assert exc.value.code == 2 and "eior" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- safe model files, --trusted
+def _fit_popularity(tmp_path, name="pop.invrec"):
+    _write_mmrec(tmp_path / "tiny")
+    model_file = tmp_path / name
+    assert main(["fit", str(tmp_path / "tiny"), "--model", "popularity", "-o", str(model_file)]) == 0
+    return model_file
+
+
+def test_fit_writes_an_invrec_archive_that_loads_without_trust(tmp_path, capsys):
+    import zipfile
+
+    from invrec.persistence import read_manifest
+
+    model_file = _fit_popularity(tmp_path)
+    assert zipfile.is_zipfile(model_file)
+    assert read_manifest(model_file)["estimator"] == "invrec.baselines.PopularityRecommender"
+    capsys.readouterr()
+    assert main(["recommend", str(model_file), "--users", "1", "--n", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "user,item,score,rank"
+
+
+def test_a_pickle_model_file_needs_trusted(tmp_path, capsys):
+    import joblib
+
+    from invrec.persistence import load
+
+    old = tmp_path / "old.joblib"
+    joblib.dump(load(_fit_popularity(tmp_path)), old)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", str(old), "--users", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--trusted" in err and "runs code" in err and "Traceback" not in err
+    assert main(["recommend", str(old), "--users", "1", "--n", "3", "--trusted"]) == 0
+    assert len(pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))) == 3
+
+
+def test_recommend_refuses_a_crafted_model_file_and_runs_nothing(tmp_path, capsys):
+    import hashlib
+    import os
+    import pickle
+    import zipfile
+
+    model_file = _fit_popularity(tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Crafted:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    payload = pickle.dumps(Crafted())
+    with zipfile.ZipFile(model_file) as archive:
+        content = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(content.pop("manifest.json"))
+    content["payload.pkl"] = payload
+    manifest["members"]["payload.pkl"] = {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload)}
+    crafted = tmp_path / "crafted.invrec"
+    with zipfile.ZipFile(crafted, "w") as archive:
+        for name, data in {**content, "manifest.json": json.dumps(manifest).encode()}.items():
+            archive.writestr(name, data)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", str(crafted), "--users", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "refers to" in err and "system" in err and "--trusted" in err
+    assert "Traceback" not in err and not marker.exists()
+
+
+def test_recommend_help_documents_trusted():
+    done = subprocess.run([sys.executable, "-m", "invrec", "recommend", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "--trusted" in text and "RUNS CODE" in text
+
+
+@pytest.mark.parametrize("param, name", [("random_state=foo", "random_state"), ("max_epochs=-1", "max_epochs"),
+                                         ("device=3", "device"), ("loss_weights=(1, 2)", "loss_weights")])
+def test_a_bad_param_value_is_one_line_without_traceback(param, name, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "invrec", "fit", "--model", "ultragcn", "--param", param,
+                           "-o", str(tmp_path / "m.invrec")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert f"'{name}' parameter" in done.stderr and f"--param {param}" in done.stderr
+    assert not (tmp_path / "m.invrec").exists()
+
+
+def test_make_model_checks_values_before_any_data_is_read():
+    with pytest.raises(ValueError, match=r"'random_state' parameter of UltraGCNRecommender.*--param random_state=foo"):
+        make_model("ultragcn", ["random_state=foo"])
+    with pytest.raises(ValueError, match=r"'n_environments' parameter of EnvironmentInference.*"
+                                         r"--param environments__n_environments=0"):
+        make_model("painvrl", ["environments__n_environments=0"])
+    assert make_model("painvrl", ["environments__n_environments=3"]).environments.n_environments == 3

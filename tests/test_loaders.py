@@ -189,21 +189,21 @@ def lastfm_dir(tmp_path):
     return folder
 
 
-def test_load_lastfm_2k_mm(lastfm_dir):
-    data = load_lastfm_2k_mm(lastfm_dir)
+def test_load_lastfm_2k_mm(lastfm_dir, verify=False):
+    data = load_lastfm_2k_mm(lastfm_dir, verify=False)
     assert data.name == "lastfm-2k-mm"
     assert data.item_features.modalities == ("text", "audio")
     assert data.item_features.dims == {"text": 5, "audio": 2}
     assert data.item_features["audio"].dtype == np.float32
     np.testing.assert_array_equal(data.item_features["text"], np.eye(4, 5))
     assert data.interactions["item"].max() == 2  # lfm2k.inter, not the og-ids file
-    whisper = load_lastfm_2k_mm(lastfm_dir, audio="whisper").item_features
+    whisper = load_lastfm_2k_mm(lastfm_dir, audio="whisper", verify=False).item_features
     assert whisper.dims == {"text": 5, "audio": 6}
     with pytest.raises(ValueError, match="audio must be one of"):
-        load_lastfm_2k_mm(lastfm_dir, audio="mfcc")
+        load_lastfm_2k_mm(lastfm_dir, audio="mfcc", verify=False)
     (lastfm_dir / "vggish.npy").unlink()
     with pytest.raises(FileNotFoundError, match=r"vggish\.npy"):
-        load_lastfm_2k_mm(lastfm_dir)
+        load_lastfm_2k_mm(lastfm_dir, verify=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -297,21 +297,21 @@ def test_load_diffmm_malformed(diffmm_dir):
 
 
 def test_load_tiktok_names_modalities(diffmm_dir):
-    data = load_tiktok(diffmm_dir)
+    data = load_tiktok(diffmm_dir, verify=False)
     assert data.name == "tiktok"
     assert data.item_features.modalities == ("visual", "acoustic")
     np.testing.assert_array_equal(data.item_features["acoustic"], AUD16.astype(np.float32))
     np.save(diffmm_dir / "text_feat.npy", np.zeros((N_ITEMS, 4), dtype=np.float16))
-    assert load_tiktok(diffmm_dir).item_features.modalities == ("visual", "acoustic", "textual")
+    assert load_tiktok(diffmm_dir, verify=False).item_features.modalities == ("visual", "acoustic", "textual")
     (diffmm_dir / "audio_feat.npy").unlink()
     with pytest.raises(FileNotFoundError, match=r"audio_feat\.npy"):
-        load_tiktok(diffmm_dir)
+        load_tiktok(diffmm_dir, verify=False)
 
 
 def test_load_amazon_baby_toy(diffmm_dir):
     for file in diffmm_dir.glob("*.npy"):
         file.unlink()
-    data = load_amazon_baby(diffmm_dir)
+    data = load_amazon_baby(diffmm_dir, verify=False)
     assert data.name == "amazon-baby"
     assert data.item_features is None
     assert len(data.interactions) == len(TRAIN)
@@ -348,7 +348,7 @@ def ml_dir(tmp_path):
 
 
 def test_load_movielens_100k_split(ml_dir):
-    data = load_movielens_100k(ml_dir)
+    data = load_movielens_100k(ml_dir, verify=False)
     assert set(data) == BUNCH_KEYS | {"item_titles"}
     cols = ("user", "item", "rating", "timestamp")
     assert_frame_equal(data.interactions, _frame(ML_DATA[:3], cols))
@@ -358,7 +358,7 @@ def test_load_movielens_100k_split(ml_dir):
 
 
 def test_load_movielens_100k_genre_and_titles(ml_dir):
-    data = load_movielens_100k(ml_dir)
+    data = load_movielens_100k(ml_dir, verify=False)
     feats = data.item_features
     assert feats.modalities == ("genre",)
     np.testing.assert_array_equal(feats.item_ids, [10, 20, 30])
@@ -373,30 +373,30 @@ def test_load_movielens_100k_genre_and_titles(ml_dir):
 
 
 def test_load_movielens_100k_no_split(ml_dir):
-    data = load_movielens_100k(ml_dir, split=None)
+    data = load_movielens_100k(ml_dir, split=None, verify=False)
     assert_frame_equal(data.interactions, _frame(ML_DATA, ("user", "item", "rating", "timestamp")))
     assert data.test is None and data.validation is None
 
 
 def test_load_movielens_100k_errors(ml_dir, tmp_path):
     with pytest.raises(ValueError, match="split must be one of"):
-        load_movielens_100k(ml_dir, split="u6")
+        load_movielens_100k(ml_dir, split="u6", verify=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_movielens_100k(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match=r"\['u2\.base', 'u2\.test'\]"):
-        load_movielens_100k(ml_dir, split="u2")
+        load_movielens_100k(ml_dir, split="u2", verify=False)
     (ml_dir / "u1.test").write_text(_ml_lines([(9, 40, 1, 1)]))
     with pytest.raises(ValueError, match=r"u1\.test: item id\(s\) \[40\] are not listed in u\.item"):
-        load_movielens_100k(ml_dir)
+        load_movielens_100k(ml_dir, verify=False)
     (ml_dir / "u1.test").write_text(_ml_lines([ML_DATA[0]]))
     with pytest.raises(ValueError, match="must not overlap"):
-        load_movielens_100k(ml_dir)
+        load_movielens_100k(ml_dir, verify=False)
     (ml_dir / "u.data").write_text(_ml_lines([r[:3] for r in ML_DATA]))
     with pytest.raises(ValueError, match=r"u\.data: expected 4 tab-separated columns.*found 3"):
-        load_movielens_100k(ml_dir, split=None)
+        load_movielens_100k(ml_dir, split=None, verify=False)
     (ml_dir / "u.item").write_text("1|Toy Story|01-Jan-1995\n")
     with pytest.raises(ValueError, match=r"u\.item: expected 24 '\|'-separated columns.*found 3"):
-        load_movielens_100k(ml_dir, split=None)
+        load_movielens_100k(ml_dir, split=None, verify=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -471,3 +471,158 @@ def test_real_amazon_baby(shared_data):
     assert every["user"].nunique() == 19_445
     assert data.interactions["item"].nunique() == 7_048
     assert "19,445 users x 7,050 items" in data.DESCR
+
+
+# ------------------------------------------------------------------------------------------
+# The DiffMM pickles go through a restricted unpickler; named loaders check published sizes
+# ------------------------------------------------------------------------------------------
+
+from invrec.persistence import UnsafePickleError  # noqa: E402
+
+
+class _Crafted:
+    """Unpickles as ``func(*args)``: what a pickle crafted to run code looks like."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _crafted_payloads(marker):
+    import builtins
+    import os
+    import subprocess
+
+    command = f"touch {marker}"
+    return {
+        "os.system": _Crafted(os.system, command),
+        "builtins.eval": _Crafted(builtins.eval, f"open({str(marker)!r}, 'w').close()"),
+        "builtins.exec": _Crafted(builtins.exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": _Crafted(subprocess.call, ["touch", str(marker)]),
+    }
+
+
+@pytest.mark.parametrize("name", ["os.system", "builtins.eval", "builtins.exec", "subprocess.call"])
+def test_load_diffmm_refuses_a_crafted_pickle_and_runs_nothing(diffmm_dir, tmp_path, name):
+    marker = tmp_path / "pwned"
+    with open(diffmm_dir / "valMat.pkl", "wb") as handle:
+        pickle.dump(_crafted_payloads(marker)[name], handle)
+    with pytest.raises(UnsafePickleError, match=r"valMat\.pkl: refused to unpickle.*not part of a scipy\.sparse"):
+        load_diffmm(diffmm_dir)
+    assert not marker.exists()
+    with pytest.raises(UnsafePickleError, match="Nothing from the file was run"):
+        load_tiktok(diffmm_dir, verify=False)
+    assert not marker.exists()
+    with open(diffmm_dir / "valMat.pkl", "rb") as handle:      # the crafted file does run code
+        pickle.load(handle)
+    assert marker.exists()
+
+
+def test_load_diffmm_refuses_code_hidden_inside_a_matrix(diffmm_dir, tmp_path):
+    import builtins
+
+    marker = tmp_path / "pwned"
+    dense = f"open({str(marker)!r}, 'w').close() or [[1.0, 0.0, 0.0, 0.0, 0.0]] * {N_USERS}"
+    with open(diffmm_dir / "valMat.pkl", "wb") as handle:   # coo_matrix(eval(...)): an allowed type, a refused argument
+        pickle.dump(_Crafted(sp.coo_matrix, _Crafted(builtins.eval, dense)), handle)
+    with pytest.raises(UnsafePickleError, match=r"names builtins\.eval"):
+        load_diffmm(diffmm_dir)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("form", ["csr_matrix", "csc_matrix", "lil_matrix", "dok_matrix", "bsr_matrix",
+                                  "dia_matrix", "coo_array", "csr_array", "dok_array"])
+def test_load_diffmm_reads_every_sparse_format(diffmm_dir, form):
+    rows, cols = np.array(VALID).T
+    matrix = getattr(sp, form)(sp.coo_matrix((np.ones(len(VALID)), (rows, cols)), shape=(N_USERS, N_ITEMS)))
+    with open(diffmm_dir / "valMat.pkl", "wb") as handle:
+        pickle.dump(matrix, handle)
+    assert_frame_equal(load_diffmm(diffmm_dir).validation, _frame(sorted(VALID)))
+
+
+def test_load_diffmm_truncated_or_non_numeric_pickle(diffmm_dir):
+    whole = (diffmm_dir / "trnMat.pkl").read_bytes()
+    (diffmm_dir / "trnMat.pkl").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"trnMat\.pkl.*looks truncated"):
+        load_diffmm(diffmm_dir)
+    (diffmm_dir / "trnMat.pkl").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"trnMat\.pkl.*looks truncated"):
+        load_diffmm(diffmm_dir)
+    rows, cols = np.array(TRAIN).T
+    complex_values = sp.coo_matrix((np.full(len(TRAIN), 1j), (rows, cols)), shape=(N_USERS, N_ITEMS))
+    with open(diffmm_dir / "trnMat.pkl", "wb") as handle:
+        pickle.dump(complex_values, handle)
+    with pytest.raises(ValueError, match=r"trnMat\.pkl: the matrix must hold real numbers; got dtype complex128"):
+        load_diffmm(diffmm_dir)
+
+
+def test_named_loaders_refuse_sizes_other_than_the_published_ones(lastfm_dir, diffmm_dir, ml_dir):
+    with pytest.raises(ValueError, match=r"lfm2k\.inter looks truncated: it holds 5 / 1 / 2 train / validation / "
+                                         r"test interactions, but the published dataset has 44,327 / 4,799 / 7,219"):
+        load_lastfm_2k_mm(lastfm_dir)
+    with pytest.raises(ValueError, match=r"looks truncated: it has 3 x 5 users x items, but the published "
+                                         r"dataset has 9,308 x 6,710.*verify=False"):
+        load_tiktok(diffmm_dir)
+    with pytest.raises(ValueError, match=r"has 19,445 x 7,050"):
+        load_amazon_baby(diffmm_dir)
+    with pytest.raises(ValueError, match=r"u\.item looks truncated: it has 3 movies, but the published dataset has 1,682"):
+        load_movielens_100k(ml_dir)
+    with pytest.raises(TypeError, match="verify must be True or False"):
+        load_tiktok(diffmm_dir, verify="no")
+    # the generic loaders know no published size: the same files load
+    assert len(load_mmrec(lastfm_dir, name="lfm2k").interactions) == 5
+    assert len(load_diffmm(diffmm_dir).interactions) == len(TRAIN)
+
+
+def test_a_text_file_cut_mid_line_is_called_truncated(lastfm_dir):
+    inter = lastfm_dir / "lfm2k.inter"
+    text = inter.read_text()
+    inter.write_text(text[: text.rindex("\t")])  # the last row loses its x_label
+    with pytest.raises(ValueError, match=r"x_label.*does not end with a line break, so it looks truncated"):
+        load_lastfm_2k_mm(lastfm_dir, verify=False)
+    inter.write_text(text.rstrip("\n"))  # no final line break but the last row is whole: fine
+    assert len(load_lastfm_2k_mm(lastfm_dir, verify=False).test) == 2
+
+
+def _copy(source, target, names):
+    import shutil
+
+    target.mkdir()
+    for name in names:
+        shutil.copyfile(source / name, target / name)
+    return target
+
+
+@pytest.mark.shared_data
+def test_real_lastfm_cut_at_a_line_boundary_is_refused(shared_data, tmp_path):
+    folder = _copy(shared_data / "lastfm-2k-mm", tmp_path / "lfm2k", ["all-MiniLM-L6-v2.npy", "vggish.npy"])
+    lines = (shared_data / "lastfm-2k-mm" / "lfm2k.inter").read_text().splitlines(keepends=True)
+    (folder / "lfm2k.inter").write_text("".join(lines[: 1 + 28_984]))
+    with pytest.raises(ValueError, match=r"looks truncated: it holds 28,984 / 0 / 0 train / validation / test "
+                                         r"interactions, but the published dataset has 44,327 / 4,799 / 7,219"):
+        load_lastfm_2k_mm(folder)
+    assert len(load_lastfm_2k_mm(folder, verify=False).interactions) == 28_984
+    (folder / "lfm2k.inter").write_text("".join(lines))          # the whole file loads
+    assert len(load_lastfm_2k_mm(folder).interactions) == 44_327
+
+
+@pytest.mark.shared_data
+def test_real_tiktok_with_a_truncated_matrix_is_refused(shared_data, tmp_path):
+    names = ["trnMat.pkl", "valMat.pkl", "tstMat.pkl", "image_feat.npy", "audio_feat.npy"]
+    folder = _copy(shared_data / "tiktok", tmp_path / "tiktok", names)
+    whole = (folder / "tstMat.pkl").read_bytes()
+    (folder / "tstMat.pkl").write_bytes(whole[: len(whole) - 4096])
+    with pytest.raises(ValueError, match=r"tstMat\.pkl.*looks truncated"):
+        load_tiktok(folder)
+
+
+@pytest.mark.shared_data
+def test_real_movielens_split_cut_at_a_line_boundary_is_refused(shared_data, tmp_path):
+    folder = _copy(shared_data / "ml-100k", tmp_path / "ml-100k", ["u.item", "u1.base", "u1.test"])
+    lines = (folder / "u1.base").read_text().splitlines(keepends=True)
+    (folder / "u1.base").write_text("".join(lines[:50_000]))
+    with pytest.raises(ValueError, match=r"u1\.base looks truncated: it has 50,000 ratings, but the published "
+                                         r"dataset has 80,000"):
+        load_movielens_100k(folder)

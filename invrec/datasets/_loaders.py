@@ -16,13 +16,18 @@ Every loader reads files from a folder the caller names and downloads nothing. E
 Three on-disk layouts are understood: MMRec (:func:`load_mmrec`), DiffMM/MMSSL
 (:func:`load_diffmm`) and the raw GroupLens MovieLens-100K release
 (:func:`load_movielens_100k`). Named wrappers document well-known datasets stored in them.
+
+Safety and integrity: the DiffMM ``.pkl`` matrices are read by a restricted unpickler that admits
+only the scipy.sparse matrix types and the numpy pieces they are made of, so a crafted pickle
+is refused and runs nothing. The named wrappers know the published sizes of their datasets and,
+with ``verify=True`` (the default), refuse a copy whose split sizes differ (a file cut short, for
+example), naming the counts expected.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import pickle
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +38,7 @@ import scipy.sparse as sp
 from sklearn.utils import Bunch
 
 from ..features import ItemFeatures
+from ..persistence import RestrictedUnpickler, UnsafePickleError, sparse_matrix_allowlist
 from ..utils.validation import ITEM, USER
 
 __all__ = [
@@ -64,6 +70,20 @@ _ML100K_EXPECTS = (
 )
 _ML100K_GENRES = 19
 _SPLIT_LABELS = {0: "train", 1: "validation", 2: "test"}
+
+#: Published sizes of the named datasets, checked with ``verify=True``: interactions per split
+#: (train, validation, test) and the catalog (``(n_users, n_items)`` of the DiffMM matrices, or
+#: the number of items).
+_PUBLISHED = {
+    "lastfm-2k-mm": {"splits": (44_327, 4_799, 7_219), "items": 1_425},
+    "tiktok": {"splits": (59_541, 3_051, 6_130), "shape": (9_308, 6_710)},
+    "amazon-baby": {"splits": (118_551, 21_682, 20_559), "shape": (19_445, 7_050)},
+}
+#: MovieLens-100K: ratings of each GroupLens file and the number of movies of ``u.item``.
+_ML100K_ROWS = {"u.data": 100_000, **{f"u{k}.base": 80_000 for k in range(1, 6)},
+                **{f"u{k}.test": 20_000 for k in range(1, 6)}, "ua.base": 90_570, "ua.test": 9_430,
+                "ub.base": 90_570, "ub.test": 9_430}
+_ML100K_ITEMS = 1_682
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,15 +119,81 @@ def _require_files(folder, names, loader, expects):
     return paths
 
 
+def _cut_mid_line(file):
+    """Whether a non-empty text file lacks its final newline, as a file cut mid-line does."""
+    try:
+        with open(file, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) not in (b"\n", b"\r")
+    except (OSError, TypeError):
+        return False
+
+
+def _truncation_hint(file):
+    """A sentence to append to a parse error when ``file`` looks cut mid-line, else ``""``."""
+    if _cut_mid_line(file):
+        return (" The file does not end with a line break, so it looks truncated (cut mid-line): "
+                "copy it again from its source.")
+    return ""
+
+
 def _integer_column(frame, column, file):
     """Return ``frame[column]`` as int64, raising if it holds missing or non-integer values."""
     values = frame[column]
     if not pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
         raise ValueError(
             f"{file}: column '{column}' must hold integers without missing values; "
-            f"it was read as {values.dtype}."
+            f"it was read as {values.dtype}.{_truncation_hint(file)}"
         )
     return values.to_numpy(dtype=np.int64)
+
+
+def _check_published(counts, expected, source, loader):
+    """Raise unless the split sizes ``counts`` are the published ``expected`` ones.
+
+    Parameters
+    ----------
+    counts, expected : tuple of int
+        (train, validation, test) interactions read and published.
+    source : str or Path
+        What was read, for the message.
+    loader : str
+        The loader's name, for the message.
+    """
+    if tuple(counts) == tuple(expected):
+        return
+    shown = " / ".join(f"{n:,}" for n in counts)
+    published = " / ".join(f"{n:,}" for n in expected)
+    looks = "looks truncated" if sum(counts) < sum(expected) else "differs from the published release"
+    raise ValueError(
+        f"{loader}: {source} {looks}: it holds {shown} train / validation / test interactions, "
+        f"but the published dataset has {published}. Copy the files again from their source, or pass "
+        "verify=False to read a modified copy."
+    )
+
+
+def _check_published_size(what, got, expected, source, loader):
+    """Raise unless a catalog size read (``got``) is the published ``expected`` one."""
+    if got == expected:
+        return
+    looks = "looks truncated" if np.prod(got) < np.prod(expected) else "differs from the published release"
+    raise ValueError(
+        f"{loader}: {source} {looks}: it has {_count(got)} {what}, but the published dataset has "
+        f"{_count(expected)}. Copy the files again from their source, or pass verify=False to read a "
+        "modified copy."
+    )
+
+
+def _count(value):
+    """``44,327`` for an int, ``9,308 x 6,710`` for a shape."""
+    return " x ".join(f"{n:,}" for n in value) if isinstance(value, tuple) else f"{value:,}"
+
+
+def _split_counts(splits):
+    return tuple(0 if splits.get(label) is None else len(splits[label]) for label in ("train", "validation", "test"))
 
 
 def _check_non_negative(values, column, file):
@@ -152,7 +238,7 @@ def _read_table(file, description, **kwargs):
     try:
         return pd.read_csv(file, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{file}: could not be read as {description}: {exc}") from exc
+        raise ValueError(f"{file}: could not be read as {description}: {exc}{_truncation_hint(file)}") from exc
 
 
 def _feature_name(stem):
@@ -350,8 +436,11 @@ def _read_mmrec_inter(file):
     return splits
 
 
-def _load_mmrec(path, *, name, features, loader, title, dataset_name=None):
-    """Read the MMRec layout; shared by :func:`load_mmrec` and its wrappers."""
+def _load_mmrec(path, *, name, features, loader, title, dataset_name=None, published=None):
+    """Read the MMRec layout; shared by :func:`load_mmrec` and its wrappers.
+
+    ``published`` (``{"splits": (train, validation, test), "items": n}``) is checked when given.
+    """
     folder = _check_folder(path, loader, _MMREC_EXPECTS)
     inter = _find_inter_file(folder, name, loader)
     if features is None:
@@ -359,8 +448,13 @@ def _load_mmrec(path, *, name, features, loader, title, dataset_name=None):
     else:
         files = _chosen_features(folder, features, loader, _MMREC_EXPECTS)
     splits = _read_mmrec_inter(inter)
+    if published is not None:
+        _check_published(_split_counts(splits), published["splits"], inter, loader)
     _check_disjoint(splits, inter)
     matrices, n_rows = _load_features(files)
+    if published is not None and n_rows is not None:
+        _check_published_size("feature rows (items)", n_rows, published["items"],
+                              [p.name for p in files.values()], loader)
     if n_rows is not None:
         top = max(int(frame[ITEM].max()) for frame in splits.values() if frame is not None)
         if top >= n_rows:
@@ -435,29 +529,59 @@ def load_mmrec(path, *, name=None, features=None):
 # --------------------------------------------------------------------------------------------
 
 
+def _refuse_global(file):
+    """The error for a matrix pickle that names a global outside the sparse-matrix allowlist."""
+    def refuse(module, name):
+        return UnsafePickleError(
+            f"{file}: refused to unpickle: the file names {module}.{name}, which is not part of a "
+            "scipy.sparse matrix (a DiffMM interaction matrix pickle holds only scipy.sparse and numpy "
+            "objects). Nothing from the file was run. It may have been crafted to run code: do not "
+            "load it with pickle unless you made it yourself."
+        )
+
+    return refuse
+
+
+def _unpickle_matrix(file):
+    """Read ``file`` with the restricted unpickler of scipy.sparse matrices."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # old pickles name scipy.sparse.coo
+        try:
+            with open(file, "rb") as handle:
+                return RestrictedUnpickler(handle, sparse_matrix_allowlist(), refuse=_refuse_global(file)).load()
+        except UnsafePickleError:
+            raise
+        except EOFError as exc:
+            raise ValueError(f"{file}: the pickle ends early, so the file looks truncated: copy it again "
+                             f"from its source ({exc or 'no data'}).") from exc
+        except Exception as exc:  # noqa: BLE001 - only allowlisted objects were built; any failure is damage
+            hint = " The file looks truncated: copy it again from its source." if "truncated" in str(exc) else ""
+            raise ValueError(f"{file}: could not be unpickled as a scipy.sparse matrix "
+                             f"({type(exc).__name__}: {exc}).{hint}") from exc
+
+
 def _read_sparse_pickle(file):
     """Unpickle a users x items scipy.sparse matrix and return it in canonical COO form.
 
-    Duplicate entries are merged and stored zeros dropped, so every remaining entry is one
-    interaction.
+    The restricted unpickler admits only scipy.sparse types and numpy arrays. Duplicate entries
+    are merged and stored zeros dropped, so every remaining entry is one interaction.
     """
-    with warnings.catch_warnings():
-        # Old pickles name ``scipy.sparse.coo``, which recent SciPy flags as deprecated.
-        warnings.filterwarnings(
-            "ignore", message=".*scipy.sparse.*namespace.*deprecated", category=DeprecationWarning
-        )
-        try:
-            with open(file, "rb") as handle:
-                matrix = pickle.load(handle)  # noqa: S301 - documented: trusted files only
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
-            raise ValueError(f"{file}: could not be unpickled: {exc}") from exc
+    matrix = _unpickle_matrix(file)
     if not sp.issparse(matrix) or matrix.ndim != 2:
         raise ValueError(
             f"{file}: expected a pickled 2-D scipy.sparse users x items matrix; got {type(matrix).__name__}."
         )
+    if matrix.dtype.kind not in "biuf":
+        raise ValueError(f"{file}: the matrix must hold real numbers; got dtype {matrix.dtype}.")
     coo = sp.coo_matrix(matrix).tocsr().tocoo()
     coo.eliminate_zeros()
     return coo
+
+
+def _check_verify(verify, loader):
+    if not isinstance(verify, (bool, np.bool_)):
+        raise TypeError(f"{loader}: verify must be True or False; got {verify!r}.")
+    return bool(verify)
 
 
 def _coo_to_frame(matrix):
@@ -465,10 +589,11 @@ def _coo_to_frame(matrix):
     return pd.DataFrame({USER: matrix.row.astype(np.int64), ITEM: matrix.col.astype(np.int64)})
 
 
-def _load_diffmm(path, *, features, loader, title, dataset_name=None, optional=None):
+def _load_diffmm(path, *, features, loader, title, dataset_name=None, optional=None, published=None):
     """Read the DiffMM layout; shared by :func:`load_diffmm` and its wrappers.
 
-    ``optional`` maps further modality names to files read only when present.
+    ``optional`` maps further modality names to files read only when present; ``published``
+    (``{"splits": (train, validation, test), "shape": (n_users, n_items)}``) is checked when given.
     """
     folder = _check_folder(path, loader, _DIFFMM_EXPECTS)
     files = _require_files(folder, list(_DIFFMM_FILES.values()), loader, _DIFFMM_EXPECTS)
@@ -488,6 +613,9 @@ def _load_diffmm(path, *, features, loader, title, dataset_name=None, optional=N
         )
     n_users, n_items = matrices["train"].shape
     splits = {label: _coo_to_frame(m) for label, m in matrices.items()}
+    if published is not None:
+        _check_published_size("users x items", (n_users, n_items), tuple(published["shape"]), folder, loader)
+        _check_published(_split_counts(splits), published["splits"], folder, loader)
     if len(splits["train"]) == 0:
         raise ValueError(f"{files[0]}: the training matrix holds no interactions.")
     _check_disjoint({_DIFFMM_FILES[label]: frame for label, frame in splits.items()}, folder)
@@ -516,9 +644,10 @@ def load_diffmm(path, *, features=None):
     interactions of each split; user ids are row indices and item ids column indices. Optional
     ``<modality>_feat.npy`` files hold item features, row ``i`` for item ``i``.
 
-    .. warning::
-       The matrices are read with :mod:`pickle`, which can run arbitrary code while loading.
-       Only load files from a source you trust.
+    The matrices are pickles, read by a restricted unpickler that admits only the scipy.sparse
+    matrix types and the numpy arrays inside them: a pickle naming anything else (``os.system``,
+    ``builtins.eval``, ...) is refused with :class:`invrec.persistence.UnsafePickleError` and
+    nothing from it runs.
 
     Parameters
     ----------
@@ -544,8 +673,11 @@ def load_diffmm(path, *, features=None):
     FileNotFoundError
         If the folder, one of the three matrices or a chosen feature file is missing.
     ValueError
-        If a pickle does not hold a 2-D sparse matrix, the matrices differ in shape, the splits
-        share a (user, item) pair, or the feature row count differs from the number of items.
+        If a pickle does not hold a 2-D sparse matrix, is truncated or damaged, the matrices
+        differ in shape, the splits share a (user, item) pair, or the feature row count differs
+        from the number of items.
+    UnsafePickleError
+        If a pickle names a global that is not part of a scipy.sparse matrix (a ValueError).
     """
     return _load_diffmm(
         path, features=features, loader="load_diffmm", title="Dataset in the DiffMM/MMSSL layout."
@@ -606,7 +738,7 @@ def _check_known_items(frame, ids, file, item_file):
         raise ValueError(f"{file}: item id(s) {unknown[:5].tolist()} are not listed in {item_file.name}.")
 
 
-def load_movielens_100k(path, *, split="u1"):
+def load_movielens_100k(path, *, split="u1", verify=True):
     """Load MovieLens-100K from the raw GroupLens folder (``ml-100k``).
 
     943 users rated 1,682 movies 100,000 times (ratings 1-5, unix timestamps,
@@ -622,6 +754,10 @@ def load_movielens_100k(path, *, split="u1"):
         The GroupLens split to read: training rows from ``<split>.base``, test rows from
         ``<split>.test`` (u1-u5 are the 80/20 folds, ua/ub hold out 10 ratings per user). None
         puts all of ``u.data`` in ``interactions`` and sets ``test`` to None.
+    verify : bool, default=True
+        Check the row counts against the GroupLens release (100,000 ratings in ``u.data``,
+        80,000 / 20,000 in ``u1``-``u5``, 90,570 / 9,430 in ``ua``/``ub``, 1,682 movies) and
+        raise when they differ, as they do for a file cut short. False reads a modified copy.
 
     Returns
     -------
@@ -638,16 +774,22 @@ def load_movielens_100k(path, *, split="u1"):
         If the folder or a needed file is missing.
     ValueError
         If ``split`` is unknown, a file has the wrong columns, a rated movie is not in
-        ``u.item``, or the base and test files share a (user, item) pair.
+        ``u.item``, the base and test files share a (user, item) pair, or (with ``verify=True``)
+        a file's row count is not the published one.
     """
     loader = "load_movielens_100k"
     if split is not None and split not in _ML100K_SPLITS:
         raise ValueError(f"{loader}: split must be one of {list(_ML100K_SPLITS)} or None; got {split!r}.")
+    verify = _check_verify(verify, loader)
     folder = _check_folder(path, loader, _ML100K_EXPECTS)
     rating_names = ["u.data"] if split is None else [f"{split}.base", f"{split}.test"]
     item_file, *rating_files = _require_files(folder, ["u.item", *rating_names], loader, _ML100K_EXPECTS)
     ids, titles, genre = _read_ml_items(item_file)
     frames = [_read_ml_ratings(file) for file in rating_files]
+    if verify:
+        _check_published_size("movies", ids.size, _ML100K_ITEMS, item_file, loader)
+        for frame, file in zip(frames, rating_files):
+            _check_published_size("ratings", len(frame), _ML100K_ROWS[file.name], file, loader)
     for frame, file in zip(frames, rating_files):
         _check_known_items(frame, ids, file, item_file)
     splits = {"train": frames[0], "test": frames[1] if split is not None else None}
@@ -668,7 +810,7 @@ def load_movielens_100k(path, *, split="u1"):
 # --------------------------------------------------------------------------------------------
 
 
-def load_tiktok(path):
+def load_tiktok(path, *, verify=True):
     """Load the TikTok micro-video dataset as preprocessed for MMSSL/DiffMM.
 
     The DiffMM release (``Datasets/tiktok`` in https://github.com/HKUDS/DiffMM) has 9,308
@@ -678,13 +820,16 @@ def load_tiktok(path):
     float16 and returned as float32; ``text_feat.npy`` (768-d, ``"textual"``) is added when
     present. Research use only; the repository states no licence.
 
-    .. warning::
-       The interaction matrices are pickles; only load files from a trusted source.
+    The interaction matrices are pickles, read as in :func:`load_diffmm` by a restricted
+    unpickler that runs no code from them.
 
     Parameters
     ----------
     path : str or os.PathLike
         The ``tiktok`` folder.
+    verify : bool, default=True
+        Check the split sizes (and catalog size) against the published ones above and raise
+        when they differ, as they do for a file cut short. False reads a modified copy.
 
     Returns
     -------
@@ -697,7 +842,8 @@ def load_tiktok(path):
     FileNotFoundError
         If the folder, a matrix, ``image_feat.npy`` or ``audio_feat.npy`` is missing.
     ValueError
-        As :func:`load_diffmm`.
+        As :func:`load_diffmm`, and with ``verify=True`` if the matrices are not 9,308 x 6,710
+        with 59,541 / 3,051 / 6,130 interactions.
     """
     return _load_diffmm(
         path,
@@ -706,10 +852,11 @@ def load_tiktok(path):
         loader="load_tiktok",
         title="TikTok micro-videos (MMSSL/DiffMM preprocessing).",
         dataset_name="tiktok",
+        published=_PUBLISHED["tiktok"] if _check_verify(verify, "load_tiktok") else None,
     )
 
 
-def load_lastfm_2k_mm(path, *, audio="vggish"):
+def load_lastfm_2k_mm(path, *, audio="vggish", verify=True):
     """Load Last.fm-2K (HetRec 2011) extended with multimodal artist features, MMRec layout.
 
     From the resource of "See the Movie, Hear the Song, Read the Book" (Spillo et al.,
@@ -726,6 +873,9 @@ def load_lastfm_2k_mm(path, *, audio="vggish"):
         The ``lfm2k`` folder.
     audio : {"vggish", "whisper"}, default="vggish"
         Which audio encoder's features to read as the ``"audio"`` modality.
+    verify : bool, default=True
+        Check the split sizes (and catalog size) against the published ones above and raise
+        when they differ, as they do for a file cut short. False reads a modified copy.
 
     Returns
     -------
@@ -738,7 +888,9 @@ def load_lastfm_2k_mm(path, *, audio="vggish"):
     FileNotFoundError
         If the folder, ``lfm2k.inter`` or a feature file is missing.
     ValueError
-        If ``audio`` is unknown, or as :func:`load_mmrec`.
+        If ``audio`` is unknown, or as :func:`load_mmrec`, and with ``verify=True`` if
+        ``lfm2k.inter`` does not hold 44,327 / 4,799 / 7,219 interactions or the feature files
+        do not have 1,425 rows (a truncated file, for example).
     """
     encoders = ("vggish", "whisper")
     if audio not in encoders:
@@ -750,10 +902,11 @@ def load_lastfm_2k_mm(path, *, audio="vggish"):
         loader="load_lastfm_2k_mm",
         title=f"Last.fm-2K with multimodal artist features (text: all-MiniLM-L6-v2, audio: {audio}).",
         dataset_name="lastfm-2k-mm",
+        published=_PUBLISHED["lastfm-2k-mm"] if _check_verify(verify, "load_lastfm_2k_mm") else None,
     )
 
 
-def load_amazon_baby(path):
+def load_amazon_baby(path, *, verify=True):
     """Load Amazon Baby (5-core, as in MMRec/LATTICE) from its DiffMM copy.
 
     19,445 users x 7,050 items with 118,551 / 21,682 / 20,559 train / validation / test
@@ -761,13 +914,16 @@ def load_amazon_baby(path):
     files for it, so ``item_features`` is None unless ``*_feat.npy`` files (row i = item i)
     were added to the folder. Amazon review data (McAuley lab): research use only.
 
-    .. warning::
-       The interaction matrices are pickles; only load files from a trusted source.
+    The interaction matrices are pickles, read as in :func:`load_diffmm` by a restricted
+    unpickler that runs no code from them.
 
     Parameters
     ----------
     path : str or os.PathLike
         The ``baby`` folder.
+    verify : bool, default=True
+        Check the split sizes (and catalog size) against the published ones above and raise
+        when they differ, as they do for a file cut short. False reads a modified copy.
 
     Returns
     -------
@@ -784,4 +940,5 @@ def load_amazon_baby(path):
     return _load_diffmm(
         path, features=None, loader="load_amazon_baby",
         title="Amazon Baby, 5-core (MMRec split, DiffMM copy).", dataset_name="amazon-baby",
+        published=_PUBLISHED["amazon-baby"] if _check_verify(verify, "load_amazon_baby") else None,
     )
