@@ -250,6 +250,7 @@ TIKTOK_MODELS = {
     "PaInvRL": ("painvrl", {}),
     "PaInvRL, invariant fusion": ("painvrl", {"fusion": "invariant"}),
     "PaInvRL, invariant fusion, hard mask": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto"}),
+    "PaInvRL, 10 mask epochs": ("painvrl", {"mask__epochs": 10}),
 }
 DEFAULT_TIKTOK = ["UltraGCN (ERM baseline)", "InvRL setting", "PaInvRL"]
 

@@ -12,6 +12,7 @@ ids, device resolution, seeding, the call into the shared training loop
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import numbers
@@ -30,36 +31,78 @@ from .features import ItemFeatures
 from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import train_test_split
 from .training import EarlyStopping, train_epochs
-from .utils.params import Interval, StrOptions, check_int, validate_parameters
+from .utils.params import Interval, StrOptions, check_bool, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame
-from .utils.validation import ITEM, USER, _clean_id_column, check_interactions
+from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
+                               check_same_id_types, type_mismatch_hint)
 
 __all__ = ["BaseRecommender", "FitData", "resolve_device"]
 
 #: Metric reported by :meth:`BaseRecommender.score` and used for early stopping.
 SCORE_METRIC, SCORE_K = "ndcg", 20
 
+#: Rows of ``X`` that :meth:`BaseRecommender.predict` scores at once (its memory bound: a chunk's
+#: item vectors, about 1 kB a row at 256 content dimensions; the results do not depend on it).
+PREDICT_CHUNK_SIZE = 1 << 15
+
+#: Scores that :meth:`BaseRecommender.predict` computes at once for items unknown at fit time
+#: (each row's user against every new item): fewer rows per chunk when there are many new items.
+PREDICT_CHUNK_SCORES = 1 << 24
+
 
 def resolve_device(device):
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a torch.device into a torch.device.
 
+    ``"mps"`` (Apple GPUs) is accepted where ``torch.backends.mps.is_available()``.
+
     Raises
     ------
     ValueError
-        If CUDA is asked for and ``torch.cuda.is_available()`` is False.
+        If the device is not one of these, or is not available on this machine (CUDA asked for
+        and ``torch.cuda.is_available()`` False, a CUDA index beyond the GPUs, MPS without an
+        Apple GPU); the message lists the devices available here.
     """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was asked for but CUDA is not available on this machine "
-            "(torch.cuda.is_available() is False). Use device='auto' or 'cpu'."
-        )
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}. "
+                         f"{_available_devices()}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was asked for but CUDA is not available on this machine "
+                f"(torch.cuda.is_available() is False). Use device='auto' or 'cpu'. {_available_devices()}"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device={device!r} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s). {_available_devices()}")
+    elif resolved.type == "mps":
+        if not _mps_available():
+            raise ValueError(
+                f"device={device!r} was asked for but MPS (an Apple GPU) is not available on this "
+                f"machine (torch.backends.mps.is_available() is False). {_available_devices()}"
+            )
+    elif resolved.type != "cpu":
+        raise ValueError(f"device={device!r}: invrec trains on 'cpu', 'cuda' or 'mps' devices. "
+                         f"{_available_devices()}")
     return resolved
+
+
+def _mps_available():
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def _available_devices():
+    """A sentence listing the device names that work on this machine."""
+    names = ["'auto'", "'cpu'"]
+    if torch.cuda.is_available():
+        names += ["'cuda'"] + [f"'cuda:{k}'" for k in range(torch.cuda.device_count())]
+    if _mps_available():
+        names.append("'mps'")
+    return f"Available here: {', '.join(names)}."
 
 
 @dataclass
@@ -233,14 +276,23 @@ class BaseRecommender(BaseEstimator):
         X : DataFrame or array-like of shape (n_interactions, 2)
             Training interactions: ``user`` and ``item`` columns (raw ids) or (user, item) rows.
         y : array-like of shape (n_interactions,), default=None
-            Optional per-row weights. Rows with ``y <= 0`` are not interactions and are dropped.
+            Optional per-interaction weights, finite and >= 0 (a regressor reads ratings here
+            instead: see its class). Rows with ``y = 0`` are not interactions and are dropped.
+            A trained model multiplies each training interaction's loss term (with its
+            negatives) by its weight divided by the mean weight of the training rows, so a
+            weight of 2 counts an interaction about twice, constant weights (all ones) give
+            exactly the model fitted without ``y``, and only the ratios of the weights matter.
+            PaInvRL's and EIOR's environment and mask stages ignore the weights (they see every
+            interaction once); their final model reads them. Popularity sums them per item.
         item_features : ItemFeatures or dict, default=None
             Item content (a dict is passed to :class:`~invrec.ItemFeatures`). Its items join the
             catalog even without interactions, so they can be recommended.
         validation_data : DataFrame or array-like, default=None
             Held-out interactions for the validation metric and early stopping. When None and
             ``early_stopping`` is True, a per-user share ``validation_fraction`` of ``X`` is
-            carved out (those rows still count as seen at recommendation time).
+            carved out. Either way the validation rows count as seen at recommendation time
+            (``recommend(exclude_seen=True)`` leaves them out), except in ``score(X)`` for the
+            pairs of ``X`` itself, so ``score(validation_data)`` gives the validation metric back.
 
         Returns
         -------
@@ -261,13 +313,40 @@ class BaseRecommender(BaseEstimator):
         return self
 
     def _check_target(self, y):
-        """``y`` as weights (finite; some > 0), or None; a regressor reads ratings instead."""
+        """``y`` as weights (finite, >= 0, some > 0), or None; a regressor reads ratings instead."""
         if y is None:
             return None
         y = _check_weights(y)
+        negative = y < 0
+        if negative.any():
+            first = int(np.argmax(negative))
+            raise ValueError(
+                f"y holds {int(negative.sum())} negative value(s), first at row {first} "
+                f"({y[first]:g}). y weighs each interaction and must be >= 0 (0 drops the row); "
+                "clip or shift it, or give no y."
+            )
         if not (y > 0).any():
-            raise ValueError("every row of X has y <= 0; there is no interaction to learn from.")
+            raise ValueError("every row of X has y <= 0 (a weight of 0 drops the row); there is no "
+                             "interaction to learn from.")
         return y
+
+    def _interaction_weights(self, data):
+        """Weights of the training rows for a trained ranking model's loss, or None.
+
+        ``data.targets`` (the checked ``y`` of the rows trained on) divided by their mean, in
+        float64 before the float32 result: the loss keeps its scale and constant weights give
+        None (every row weighs 1: exactly the unweighted model). A regressor's targets are
+        ratings: it does not call this.
+
+        Returns
+        -------
+        Tensor of shape (n_train,) or None
+        """
+        targets = data.targets
+        if targets is None or len(targets) == 0 or bool((targets == targets[0]).all()):
+            return None
+        wide = targets.double()
+        return (wide / wide.mean()).to(targets.dtype)
 
     def _fit(self, X, y, item_features, validation_data):
         table, y = check_interactions(X, y)
@@ -275,7 +354,7 @@ class BaseRecommender(BaseEstimator):
         y = self._check_target(y)
         self._encode(table, features)  # every user and item of X is known, whatever its weight
         if y is not None:
-            keep = y > 0
+            keep = self._interaction_rows(y)
             table, y = table.loc[keep].reset_index(drop=True), y[keep]
         users = self._user_index.get_indexer(table[USER])
         items = self._item_index.get_indexer(table[ITEM])
@@ -300,13 +379,18 @@ class BaseRecommender(BaseEstimator):
             generator=generator,
             seen=_csr(tr_users, tr_items, (self.n_users_, self.n_items_)),
         )
+        self._validation_seen = None
         if valid_table is not None:
             u = self._user_index.get_indexer(valid_table[USER])
             i = self._item_index.get_indexer(valid_table[ITEM])
             known = (u >= 0) & (i >= 0)
             if not known.any():
-                raise ValueError("validation_data shares no user and item with X and the catalog.")
+                hint = (type_mismatch_hint(valid_table[USER].to_numpy(), self._user_index)
+                        or type_mismatch_hint(valid_table[ITEM].to_numpy(), self._item_index))
+                raise ValueError(f"validation_data shares no user and item with X and the catalog.{hint}")
             data.validation = (u[known], i[known])
+            if valid_pos is None:       # given as validation_data: not rows of X (see recommend)
+                self._validation_seen = _csr(u[known], i[known], (self.n_users_, self.n_items_))
             if valid_pos is not None and y is not None:
                 data.validation_targets = y[valid_pos]
             self._prepare_validation(data, valid_table, known)
@@ -321,10 +405,19 @@ class BaseRecommender(BaseEstimator):
             torch.manual_seed(seed)
             self._fit_model(data)
 
+    def _interaction_rows(self, y):
+        """Mask of the rows of ``X`` that are interactions, from the checked ``y``.
+
+        A weight of 0 is no interaction: ``y > 0``. A regressor overrides this (every rating,
+        zero or negative included, is an interaction).
+        """
+        return y > 0
+
     def _prepare_fit(self, data, table, y, train_pos):
         """Hook: read what the method needs from the training table into ``data`` (no-op here).
 
-        ``table`` is the parsed ``X`` (extra columns kept; rows with ``y <= 0`` dropped), ``y``
+        ``table`` is the parsed ``X`` (extra columns kept; rows that are not interactions, see
+        :meth:`_interaction_rows`, dropped), ``y``
         its checked target (or None) and ``train_pos`` the positions of the rows trained on.
         Fit-time results go in ``data`` (for example ``data.environments``), not on ``self``.
         """
@@ -341,8 +434,12 @@ class BaseRecommender(BaseEstimator):
         self.user_ids_ = pd.unique(table[USER].to_numpy())
         x_items = pd.unique(table[ITEM].to_numpy())
         if features is not None:
+            check_same_id_types(
+                x_items, features.item_ids, "X's item ids", "item_features' item ids",
+                fix="X.assign(item=X['item'].astype(str)) for string ids, or build the "
+                    "ItemFeatures with item_ids of the type of X's item column")
             extra = x_items[pd.Index(features.item_ids).get_indexer(x_items) < 0]
-            catalog = np.concatenate([features.item_ids, extra]) if len(extra) else features.item_ids
+            catalog = _join_ids(features.item_ids, extra) if len(extra) else features.item_ids
             self.item_features_ = features.reindex(catalog, unknown="missing") if len(extra) else features
         else:
             catalog, self.item_features_ = x_items, None
@@ -477,16 +574,22 @@ class BaseRecommender(BaseEstimator):
             )
 
     def _encode_users(self, users):
-        """Encoded users and a mask of the known ones; unknown ones raise unless 'ignore'."""
-        users = _as_ids(users)
+        """Encoded users and a mask of the known ones; unknown ones raise unless 'ignore'.
+
+        Users that are all unknown because their ids differ from the fitted ones in type only
+        (``"0"`` for ``0``) raise even with 'ignore': skipping them would skip everyone.
+        """
+        users = _as_ids(users, "users")
         codes = self._user_index.get_indexer(users)
         known = codes >= 0
-        if not known.all() and self.handle_unknown == "error":
-            shown = pd.unique(users[~known])[:5].tolist()
-            raise ValueError(
-                f"{int((~known).sum())} user id(s) were not seen in fit, e.g. {shown}. Pass known "
-                "users, or set handle_unknown='ignore' to skip them."
-            )
+        if not known.all() and (self.handle_unknown == "error" or not known.any()):
+            hint = type_mismatch_hint(users[~known], self._user_index)
+            if self.handle_unknown == "error" or hint:
+                shown = pd.unique(users[~known])[:5].tolist()
+                raise ValueError(
+                    f"{int((~known).sum())} user id(s) were not seen in fit, e.g. {shown}.{hint} Pass "
+                    "known users, or set handle_unknown='ignore' to skip them."
+                )
         return users, codes, known
 
     def predict(self, X, *, item_features=None):
@@ -505,6 +608,13 @@ class BaseRecommender(BaseEstimator):
         scores : ndarray of shape (n,)
             Higher means more likely to interact. With ``handle_unknown="ignore"``, rows with an
             unknown user or item are NaN.
+
+        Notes
+        -----
+        Rows are scored in chunks of at most :data:`PREDICT_CHUNK_SIZE` (and, for items scored
+        from content alone, at most :data:`PREDICT_CHUNK_SCORES` scores against the new items
+        at once), so the working memory beyond the input and the output does not grow with the
+        number of rows.
         """
         self._check_fitted()
         table, _ = check_interactions(X)
@@ -514,17 +624,26 @@ class BaseRecommender(BaseEstimator):
         new_rows = known_u & (i < 0)
         if new_rows.any():
             if item_features is not None:
-                new_ids, new_content = self._new_item_content(item_features, table[ITEM].to_numpy()[new_rows])
-                with torch.no_grad():
-                    scores = self._score_new_items(u[new_rows], new_content)
-                col = pd.Index(new_ids).get_indexer(table[ITEM].to_numpy()[new_rows])
-                out[new_rows] = scores[np.arange(len(col)), col].cpu().double().numpy()
+                raw = table[ITEM].to_numpy()[new_rows]
+                new_ids, new_content = self._new_item_content(item_features, raw)
+                col = pd.Index(new_ids).get_indexer(raw)
+                where, users = np.flatnonzero(new_rows), u[new_rows]
+                step = _chunk_rows(len(new_ids))
+                for start in range(0, len(where), step):
+                    part = slice(start, start + step)
+                    with torch.no_grad():                    # (chunk, n_new) scores, then the pairs
+                        scores = self._score_new_items(users[part], new_content)
+                        picked = scores[torch.arange(len(col[part]), device=scores.device),
+                                        torch.as_tensor(col[part], device=scores.device)]
+                    out[where[part]] = picked.cpu().double().numpy()
             elif self.handle_unknown == "error":
                 self._raise_unknown_items(table[ITEM].to_numpy()[i < 0])
-        ok = known_u & (i >= 0)
-        if ok.any():
+        where = np.flatnonzero(known_u & (i >= 0))
+        step = _chunk_rows(1)
+        for start in range(0, len(where), step):
+            rows = where[start:start + step]
             with torch.no_grad():
-                out[ok] = self._score_pairs(u[ok], i[ok]).cpu().double().numpy()
+                out[rows] = self._score_pairs(u[rows], i[rows]).cpu().double().numpy()
         return out
 
     def recommend(self, users, n=10, *, exclude_seen=True, items=None, exclude=None, item_features=None):
@@ -536,14 +655,20 @@ class BaseRecommender(BaseEstimator):
         n : int, default=10
             Length of each list (shorter when fewer candidates remain).
         exclude_seen : bool, default=True
-            Leave out each user's training interactions (every row given to ``fit``).
+            Leave out every (user, item) pair ``fit`` saw: the rows of ``X`` (the share carved
+            from it for early stopping included) and the rows given as ``validation_data``.
+            ``score(X)`` keeps the pairs of ``X`` itself in (they are its relevant items), so
+            ``score(validation_data)`` is the validation metric early stopping saw.
         items : array-like of raw item ids, default=None
-            Candidates to rank; None ranks the whole catalog. Ids outside the catalog need
-            ``item_features``, unless ``handle_unknown="ignore"`` (then they are dropped).
+            Candidates to rank; None ranks the whole catalog (and the new items of
+            ``item_features``). Ids outside the catalog need ``item_features``, unless
+            ``handle_unknown="ignore"`` (then they are dropped).
         exclude : DataFrame or array-like of shape (m, 2), default=None
             Further (user, item) pairs to leave out, for example the validation interactions.
         item_features : ItemFeatures or dict, default=None
-            Content of candidate items unknown at fit time (new items), scored from content alone.
+            Content of candidate items unknown at fit time (new items), scored from content
+            alone. With ``items=None``, every item of ``item_features`` outside the catalog is
+            a candidate next to the catalog; the catalog items in it keep their fitted model.
 
         Returns
         -------
@@ -553,6 +678,7 @@ class BaseRecommender(BaseEstimator):
         """
         self._check_fitted()
         n = check_int(n, "n")
+        exclude_seen = check_bool(exclude_seen, "exclude_seen")
         users, codes, known = self._encode_users(users)
         users, codes = users[known], codes[known]
         candidates, new_ids, new_content = self._candidates(items, item_features)
@@ -576,7 +702,7 @@ class BaseRecommender(BaseEstimator):
 
         top, values = chunked_top_k(score_fn, codes, n, exclude=wide_seen, candidates=wide_candidates,
                                     chunk_size=self._chunk_size())
-        return rankings_to_frame(users, top, values, item_ids=np.concatenate([self.item_ids_, new_ids]))
+        return rankings_to_frame(users, top, values, item_ids=_join_ids(self.item_ids_, new_ids))
 
     def score(self, X, y=None):
         """NDCG@20 of the held-out interactions ``X``, ranking the catalog with seen items excluded.
@@ -596,11 +722,38 @@ class BaseRecommender(BaseEstimator):
             X, y = table.loc[keep], None if y is None else y[keep]
         return make_ranking_scorer(SCORE_METRIC, k=SCORE_K)(self, X, y)
 
+    @contextlib.contextmanager
+    def _scoring_pairs(self, table):
+        """Keep the (user, item) pairs of ``table`` in the rankings while a scorer scores them.
+
+        They are the scorer's relevant items: ``recommend(exclude_seen=True)`` otherwise leaves
+        out the ``validation_data`` rows given to fit, so ``score(validation_data)`` would rank
+        its own targets away. Used by :func:`invrec.metrics.make_ranking_scorer`'s scorers.
+        """
+        if getattr(self, "_validation_seen", None) is None:
+            yield
+            return
+        u, i = self._user_index.get_indexer(table[USER]), self._item_index.get_indexer(table[ITEM])
+        ok = (u >= 0) & (i >= 0)
+        self._scored_pairs = _csr(u[ok], i[ok], (self.n_users_, self.n_items_))
+        try:
+            yield
+        finally:
+            self.__dict__.pop("_scored_pairs", None)
+
     def _candidates(self, items, item_features):
         """Candidate mask over the catalog, plus ids and content of new items (or None)."""
         if items is None:
-            return None, None, None
-        items = _as_ids(items)
+            if item_features is None:
+                return None, None, None
+            # The new items of item_features join the catalog as candidates.
+            features = _as_item_features(item_features)
+            new = features.item_ids[self._item_index.get_indexer(features.item_ids) < 0]
+            if len(new) == 0:
+                return None, None, None
+            new_ids, content = self._new_item_content(features, new)
+            return None, new_ids, content
+        items = _as_ids(items, "items")
         pos = self._item_index.get_indexer(items)
         mask = np.zeros(self.n_items_, dtype=bool)
         mask[pos[pos >= 0]] = True
@@ -620,6 +773,9 @@ class BaseRecommender(BaseEstimator):
             raise ValueError(f"{type(self).__name__} was fitted without item_features; it cannot score new items.")
         features = _as_item_features(item_features)
         ids = pd.unique(np.asarray(item_ids))
+        hint = type_mismatch_hint(ids, self._item_index)
+        if hint:                        # "0" for the catalog's 0 would be scored as a new item
+            raise ValueError(f"{len(ids)} item id(s) are not in the catalog, e.g. {ids[:5].tolist()}.{hint}")
         try:
             features = features.reindex(ids).select_modalities(self.item_features_.modalities)
         except KeyError as exc:
@@ -634,20 +790,40 @@ class BaseRecommender(BaseEstimator):
         return ids, content
 
     def _exclusions(self, exclude, include_training=True):
-        """CSR (n_users, n_items) of pairs to leave out of rankings."""
-        seen = self._seen if include_training else sp.csr_array(self._seen.shape, dtype=self._seen.dtype)
+        """CSR (n_users, n_items) of pairs to leave out of rankings.
+
+        With ``include_training``: the rows of ``X`` and of ``validation_data`` given to fit,
+        less the pairs ``score`` is scoring (``_scored_pairs``, its relevant items).
+        """
+        if include_training:
+            seen = self._seen
+            given = getattr(self, "_validation_seen", None)
+            if given is not None:
+                scored = getattr(self, "_scored_pairs", None)
+                if scored is not None:
+                    given = (given - given.multiply(scored > 0)).tocsr()
+                    given.eliminate_zeros()
+                seen = (seen + given).tocsr()
+        else:
+            seen = sp.csr_array(self._seen.shape, dtype=self._seen.dtype)
         if exclude is None:
             return seen
         table, _ = check_interactions(exclude, name="exclude")
         u = self._user_index.get_indexer(table[USER])
         i = self._item_index.get_indexer(table[ITEM])
         ok = (u >= 0) & (i >= 0)
+        if not ok.any():                # ids of another type would silently exclude nothing
+            hint = (type_mismatch_hint(table[USER].to_numpy(), self._user_index)
+                    or type_mismatch_hint(table[ITEM].to_numpy(), self._item_index))
+            if hint:
+                raise ValueError(f"exclude shares no (user, item) pair with the fitted ids.{hint}")
         return (seen + _csr(u[ok], i[ok], seen.shape)).tocsr()
 
     def _raise_unknown_items(self, unknown):
-        shown = pd.unique(np.asarray(unknown))[:5].tolist()
+        unknown = pd.unique(np.asarray(unknown))
         raise ValueError(
-            f"{len(pd.unique(np.asarray(unknown)))} item id(s) are not in the catalog, e.g. {shown}. "
+            f"{len(unknown)} item id(s) are not in the catalog, e.g. {unknown[:5].tolist()}."
+            f"{type_mismatch_hint(unknown, self._item_index)} "
             "Pass their content with item_features=... to score them from content alone, or set "
             "handle_unknown='ignore' to skip them."
         )
@@ -715,15 +891,19 @@ def _renamed_message(owner, key, hint):
     return f"{owner} has no parameter {key!r} any more: {hint}."
 
 
-def _as_ids(values):
-    """1-D array of raw ids; a list mixing types keeps each id as given (no cast to str)."""
-    if np.isscalar(values):
-        values = [values]
-    if isinstance(values, np.ndarray):
-        return values.ravel()
-    if isinstance(values, (pd.Series, pd.Index)):
-        return values.to_numpy()
-    return _clean_id_column(np.asarray(list(values), dtype=object))
+def _as_ids(values, name):
+    """1-D array of raw ids (:func:`~invrec.utils.validation.as_id_array`): one id or an
+    array-like; a list mixing types keeps each id as given (no cast to str)."""
+    return as_id_array(values, name)
+
+
+def _join_ids(first, second):
+    """``first`` then ``second``: one array, each id keeping its type (numpy would turn ints
+    joined to strings into strings, and uint64 joined to int64 into floats)."""
+    first, second = np.asarray(first), np.asarray(second)
+    if first.dtype == second.dtype:
+        return np.concatenate([first, second])
+    return _clean_id_column(np.concatenate([first.astype(object), second.astype(object)]))
 
 
 def _check_weights(y):
@@ -733,6 +913,10 @@ def _check_weights(y):
         raise ValueError("y must be numeric: one weight per interaction.") from None
     if not np.isfinite(y).all():
         raise ValueError("y holds NaN or inf; give every interaction a finite weight.")
+    limit = float(np.finfo(np.float32).max)
+    if y.size and np.abs(y).max() > limit:
+        raise ValueError(f"y holds values beyond float32's range (|y| > {limit:.3g}), where models "
+                         "train; rescale y (a model reads only the ratios of the weights).")
     return y
 
 
@@ -745,6 +929,11 @@ def _as_item_features(item_features):
         "item_features must be an invrec.ItemFeatures or a dict of modality -> DataFrame indexed "
         f"by item id; got {type(item_features).__name__}."
     )
+
+
+def _chunk_rows(width):
+    """Rows of ``predict`` per chunk when each row costs ``width`` scores (module constants)."""
+    return max(1, min(PREDICT_CHUNK_SIZE, PREDICT_CHUNK_SCORES // max(int(width), 1)))
 
 
 def _csr(rows, cols, shape):

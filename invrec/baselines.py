@@ -263,10 +263,12 @@ class UltraGCNRecommender(BaseRecommender):
         """The loss of a batch of training rows: the function the shared loop calls.
 
         The L2 terms are not in it: the optimizer applies them as weight decay (see
-        :meth:`~invrec.nn.UltraGCNModel.l2_parameter_groups`).
+        :meth:`~invrec.nn.UltraGCNModel.l2_parameter_groups`). With ``y``, each positive's loss
+        (and its item-item term) is multiplied by its weight (:meth:`_interaction_weights`).
         """
         beta_u, beta_i = degree_weights(data.user_degree, data.item_degree)
         weights = tuple(float(w) for w in self.loss_weights)
+        row_weights = self._interaction_weights(data)           # y, mean 1 (None: unweighted)
         shared = self.negative_sampling == "shared"
         group_size = self.negative_group_size
         neighbors = None
@@ -279,12 +281,15 @@ class UltraGCNRecommender(BaseRecommender):
             negatives = sample_negatives(data.n_items, len(rows), self.n_negatives, shared=shared,
                                          group_size=group_size, generator=data.generator,
                                          device=data.device)
+            sample_weight = None if row_weights is None else row_weights[rows]
             pos, neg = pair_and_negative_scores(module, users, items, negatives, mask=mask)
-            loss = ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives], w=weights)
+            loss = ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives], w=weights,
+                                 sample_weight=sample_weight)
             if neighbors is not None:
                 nbr_items, nbr_w = neighbors[0][items], neighbors[1][items]
                 h = gather_item_vectors(module, nbr_items, mask)
-                loss = loss + self.item_item_weight * item_item_loss(module.user_vectors(users), h, nbr_w)
+                loss = loss + self.item_item_weight * item_item_loss(
+                    module.user_vectors(users), h, nbr_w, sample_weight=sample_weight)
             return loss
 
         return objective

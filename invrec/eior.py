@@ -193,7 +193,8 @@ class EIORRecommender(_EIORBase):
     The stages are described in the module docstring. Environments and the mask come from the
     stage objects PaInvRL uses too (with a fixed, not Pareto, weighting); the final model is
     :class:`~invrec.invariance.FusedItemModel` trained on ``L_fuse + w_irm L_irm + w_erm L_erm + L2`` with early
-    stopping on validation NDCG@20. ``y`` is optional weights (rows ``y <= 0`` dropped); the
+    stopping on validation NDCG@20. ``y`` is optional interaction weights (rows ``y = 0`` dropped;
+    the final model weighs each interaction's loss, the stages ignore weights: see ``fit``); the
     losses are UltraGCN's weighted BCE with ``n_negatives`` uniform negatives shared by a batch;
     ``predict`` returns the fused score and ``score(X)`` NDCG@20. For explicit ratings use
     :class:`EIORRegressor`.
@@ -255,7 +256,8 @@ class EIORRecommender(_EIORBase):
         self.loss_weights = loss_weights
 
     def _part_losses(self, model, data):
-        return ranking_part_losses(model, data, self.n_negatives, self.loss_weights)
+        return ranking_part_losses(model, data, self.n_negatives, self.loss_weights,
+                                   self._interaction_weights(data))
 
 
 class EIORRegressor(RatingRegressorMixin, _EIORBase):
@@ -265,8 +267,8 @@ class EIORRegressor(RatingRegressorMixin, _EIORBase):
     ``L_fuse + w_irm L_irm + w_erm L_erm`` structure) with a rating head
     (:class:`~invrec.nn.RatingHead`): every loss is the squared error of
     ``mu + b_u + b_i + s`` against the rating (no negatives). ``y`` holds the ratings (required,
-    every one > 0, for example MovieLens 1-5); early stopping watches the validation RMSE
-    (history key ``valid_rmse``, lower is better); ``predict`` returns ratings clipped to the
+    finite, on any scale: MovieLens 1-5, 0-4 or centred); early stopping watches the validation
+    RMSE (history key ``valid_rmse``, lower is better); ``predict`` returns ratings clipped to the
     training scale, ``recommend`` ranks by the unclipped predicted rating, and ``score(X, y)`` is
     the negated RMSE (``y`` or a ``rating`` column of ``X``; without ratings it falls back to
     NDCG@20; a ranking metric stays available through :func:`~invrec.metrics.make_ranking_scorer`).

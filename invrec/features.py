@@ -12,7 +12,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .utils.validation import _clean_id_column, check_fraction, check_rng
+from .utils.params import check_bool
+from .utils.validation import _clean_id_column, as_id_array, check_fraction, check_rng
 
 __all__ = ["ItemFeatures"]
 
@@ -173,7 +174,10 @@ class ItemFeatures:
         KeyError
             If an id is not in this object, naming up to five of the unknown ids.
         """
-        query = _clean_id_column(np.asarray(item_ids).ravel())
+        if isinstance(item_ids, np.ndarray):
+            query = _clean_id_column(item_ids.ravel())
+        else:                                   # a list mixing ints and strings keeps both
+            query = as_id_array(item_ids, "item_ids")
         pos = self._index.get_indexer(query)
         unknown = pos < 0
         if unknown.any():
@@ -223,12 +227,35 @@ class ItemFeatures:
 
     # ------------------------------------------------------------------ transforms
     def normalize(self):
-        """L2-normalise each row of each modality (zero and missing rows are left as they are)."""
+        """L2-normalise each row of each modality (zero and missing rows are left as they are).
+
+        Rows whose squared norm would overflow or underflow the storage type (values near 1e19
+        and above, or 1e-19 and below, in float32) are divided by their largest absolute value
+        first, in float64, so they still come out at unit length instead of keeping their huge
+        values (which overflow in training: NaN models) or their tiny ones.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> big = ItemFeatures({"v": np.array([[3e37, 4e37], [0.0, 0.0]], dtype=np.float32)})
+        >>> big.normalize()["v"].tolist()
+        [[0.6000000238418579, 0.800000011920929], [0.0, 0.0]]
+        """
         data = {}
         for name, m in self._data.items():
-            norms = np.linalg.norm(m, axis=1, keepdims=True)
-            safe = np.where((norms > 0) & np.isfinite(norms), norms, 1.0)
-            data[name] = (m / safe).astype(m.dtype)
+            with np.errstate(over="ignore", under="ignore"):
+                norms = np.linalg.norm(m, axis=1, keepdims=True)
+            # The norm is exact enough unless the squares left the range of m's type.
+            fine = np.isfinite(norms) & (norms >= np.sqrt(np.finfo(norms.dtype).tiny))
+            out = m / np.where(fine, norms, 1.0)
+            redo = ~fine[:, 0] & ~np.isnan(m).all(axis=1)       # missing rows stay NaN
+            if redo.any():
+                wide = m[redo].astype(np.float64)
+                scale = np.abs(wide).max(axis=1, keepdims=True)
+                wide = wide / np.where(scale > 0, scale, 1.0)  # values in [-1, 1]: no overflow
+                length = np.linalg.norm(wide, axis=1, keepdims=True)
+                out[redo] = wide / np.where(length > 0, length, 1.0)
+            data[name] = out.astype(m.dtype, copy=False)
         return self._new(data, self._item_ids)
 
     def fill_missing(self, strategy="mean", *, reference_items=None, values=None):
@@ -407,7 +434,7 @@ class ItemFeatures:
         import torch
 
         dtype = torch.float32 if dtype is None else dtype
-        if concat:
+        if check_bool(concat, "concat"):
             return torch.as_tensor(self.concat()[0], dtype=dtype, device=device)
         return {n: torch.as_tensor(np.array(m), dtype=dtype, device=device) for n, m in self._data.items()}
 
@@ -424,9 +451,11 @@ class ItemFeatures:
 
 
 def _check_item_ids(item_ids):
-    ids = _clean_id_column(np.asarray(item_ids))
-    if ids.ndim != 1:
-        raise ValueError(f"item_ids must be 1-D; got shape {ids.shape}.")
+    """Ids as a read-only 1-D array, each as given: a list mixing ints and strings is not turned
+    into strings, and ids that differ only in type (``0`` and ``"0"``) are refused."""
+    if isinstance(item_ids, np.ndarray) and item_ids.ndim != 1:
+        raise ValueError(f"item_ids must be 1-D; got shape {item_ids.shape}.")
+    ids = as_id_array(item_ids, "item_ids")
     if pd.isna(ids).any():
         raise ValueError("item_ids contains missing values (NaN/None); every row needs an id.")
     index = pd.Index(ids)

@@ -38,6 +38,8 @@ raised.
 
 from __future__ import annotations
 
+import contextlib
+
 import numbers
 
 import numpy as np
@@ -710,9 +712,13 @@ class RankingScorer:
                 "at least one row with a positive target."
             )
         users = table[USER].drop_duplicates().to_numpy()
-        recs = estimator.recommend(
-            users, n=self.k, exclude_seen=self.exclude_seen, items=self._candidate_ids(estimator)
-        )
+        # The rows scored are the relevant items: an invrec estimator keeps them in its rankings
+        # even when fit saw them as validation_data (which exclude_seen otherwise leaves out).
+        keep_in = getattr(estimator, "_scoring_pairs", None)
+        with keep_in(table) if keep_in is not None else contextlib.nullcontext():
+            recs = estimator.recommend(
+                users, n=self.k, exclude_seen=self.exclude_seen, items=self._candidate_ids(estimator)
+            )
         scores = evaluate_ranking(recs, table[[USER, ITEM]], k=self.k, metrics=self.metric)
         return float(scores.loc["all", f"{self.metric}@{self.k}"])
 

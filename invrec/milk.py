@@ -271,7 +271,12 @@ class MILKRecommender(BaseRecommender):
         self.mixture_risks_ = np.array(risks, dtype=float).reshape(-1, n_env)
 
     def _batch_objective(self, module, data):
-        """The loss of a batch of training rows and its terms (logged per epoch by the loop)."""
+        """The loss of a batch of training rows and its terms (logged per epoch by the loop).
+
+        With ``y``, each positive's BPR terms in every mixture's risk are multiplied by its weight
+        (:meth:`~invrec.base.BaseRecommender._interaction_weights`); the alignment and L2 terms
+        are not weighted.
+        """
         device, generator = data.device, data.generator
         n_modalities = module.n_modalities
         cyclic = self.mixtures in ("cyclic", "cyclic+missing") and n_modalities >= 2
@@ -296,6 +301,8 @@ class MILKRecommender(BaseRecommender):
         n_pool = data.n_items if pool is None else len(pool)
         uniform = torch.full((1, n_modalities), 1.0 / n_modalities, device=device)
         n_env = 1 + (n_modalities if cyclic else 0) + (n_modalities if missing else 0)
+        row_weights = self._interaction_weights(data)           # y, mean 1 (None: unweighted)
+
         def objective(rows):
             users, pos = data.users[rows], data.items[rows]
             n_pos = len(rows)
@@ -329,7 +336,11 @@ class MILKRecommender(BaseRecommender):
                 neg_mask = masks[:, where[n_pos:]].T.reshape(n_pos, self.n_negatives, n_modalities)
                 pos_env = torch.cat([pos_env, missing_modality_scores(pos_mod, pos_fill, pos_mask)], 1)
                 neg_env = torch.cat([neg_env, missing_modality_scores(neg_mod, neg_fill, neg_mask)], 2)
-            risks = F.softplus(neg_env - pos_env.unsqueeze(1)).mean(dim=(0, 1))   # (E,)
+            pair_risks = F.softplus(neg_env - pos_env.unsqueeze(1))              # (B, N, E)
+            if row_weights is None:
+                risks = pair_risks.mean(dim=(0, 1))                               # (E,)
+            else:                                  # each positive's BPR terms times its weight
+                risks = (row_weights[rows].unsqueeze(1) * pair_risks.mean(dim=1)).mean(dim=0)
             loss = risks.sum()
             variance = risks.var() if n_env > 1 else risks.new_zeros(())
             loss = loss + self.invariance_weight * variance

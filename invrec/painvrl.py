@@ -219,6 +219,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         stages = self._run_stages(data)                                             # 1-2
         with self._timed("final"):                                                  # 3
             model = self.module_ = build_fused_model(self, data, stages.final_mask)
-            losses = ranking_part_losses(model, data, self.n_negatives, self.loss_weights)
+            losses = ranking_part_losses(model, data, self.n_negatives, self.loss_weights,
+                                         self._interaction_weights(data))
             objective = POOLED.build(model, data.items, losses, *final_environments(stages, data))
             self.attention_weights_ = train_fused_model(self, model, objective, data)

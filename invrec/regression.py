@@ -6,6 +6,10 @@ into a regressor of ratings, the way scikit-learn's ``RegressorMixin`` sits in f
 estimator: ``y`` is required (the ratings), the training rating scale is kept, early stopping
 watches the validation RMSE, ``predict`` clips to the training scale and ``score`` is the
 negated RMSE.
+
+Every finite ``y`` is a rating: a 0-4 scale, a centred one (-2..2) or any other keeps all its
+rows (a recommender's ``y`` is a weight instead, where 0 drops the row). NaN or infinite
+ratings, in ``y`` or in the ``rating`` column of ``validation_data``, are refused.
 """
 
 from __future__ import annotations
@@ -39,11 +43,16 @@ class RatingRegressorMixin:
 
     # ------------------------------------------------------------------ ratings in
     def _check_target(self, y):
+        """``y`` as ratings: numeric and finite, on any scale (zero and negative ratings are ratings)."""
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is "
                              "None: pass the ratings as y (fit(X, y)), or rank interactions "
                              "without ratings with a recommender (EIORRecommender for EIOR).")
-        return super()._check_target(y)
+        return _check_ratings(y, "y", fix="drop those rows of X and y, or fill them")
+
+    def _interaction_rows(self, y):
+        """Every row is an interaction: a rating of 0 or below is a rating, not a weight of 0."""
+        return np.ones(len(y), dtype=bool)
 
     def _prepare_fit(self, data, table, y, train_pos):
         super()._prepare_fit(data, table, y, train_pos)
@@ -56,7 +65,9 @@ class RatingRegressorMixin:
             raise ValueError(f"{type(self).__name__} needs validation_data as a DataFrame with a "
                              f"{RATING_COLUMN!r} column (the held-out ratings); or leave it None "
                              "to carve validation_fraction of X.")
-        data.validation_targets = valid_table[RATING_COLUMN].to_numpy(np.float64)[known]
+        ratings = _check_ratings(valid_table[RATING_COLUMN], f"validation_data's {RATING_COLUMN!r} column",
+                                 fix="drop those rows, e.g. validation_data.dropna(subset=['rating'])")
+        data.validation_targets = ratings[known]
 
     def _validation_score(self, data):
         """RMSE on the validation ratings (lower is better)."""
@@ -92,3 +103,22 @@ class RatingRegressorMixin:
         if y is not None or (isinstance(X, pd.DataFrame) and RATING_COLUMN in X.columns):
             return make_rating_scorer("rmse", skip_missing=self.handle_unknown == "ignore")(self, X, y)
         return super().score(X, y)
+
+
+def _check_ratings(values, name, *, fix):
+    """``values`` as a float64 array of finite ratings, else a ValueError naming the rows."""
+    try:
+        ratings = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold numeric ratings; got values such as "
+                         f"{list(np.asarray(values, dtype=object).ravel()[:3])}.") from None
+    bad = ~np.isfinite(ratings)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise ValueError(f"{name} holds {int(bad.sum())} NaN or infinite rating(s), first at row "
+                         f"{first} ({ratings[first]}); every rating must be a finite number: {fix}.")
+    limit = float(np.finfo(np.float32).max)
+    if ratings.size and np.abs(ratings).max() > limit:
+        raise ValueError(f"{name} holds ratings beyond float32's range (|rating| > {limit:.3g}), "
+                         "where models train; rescale them.")
+    return ratings

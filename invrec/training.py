@@ -14,8 +14,18 @@ epoch, and one history record per epoch. The pieces, in the manner of skorch's c
   ``train_loss``, ``fit_time`` (s), the batch logs and, with validation, the monitored value and
   ``best``.
 
-A ``KeyboardInterrupt`` is not caught here: it reaches the estimator's ``fit``, which restores the
-estimator's previous state (a fit is atomic).
+A loss that is not finite (NaN or inf: a step size too large for the data, extreme content or
+weights) raises :class:`TrainingDivergedError` at the end of its epoch, naming the stage and the
+epoch, as do parameters that are not finite when the loop ends. The estimator's ``fit`` then
+restores its previous state: no model that predicts NaN is ever left fitted.
+
+Ctrl-C: a ``KeyboardInterrupt`` is not caught here, nor anywhere in invrec: in every stage and in
+the final loop alike, it reaches the estimator's ``fit``, which restores the estimator's previous
+state (a fit is atomic: the previous model, or an unfitted estimator) and re-raises it, so a script
+stops where it was interrupted. This is unlike scikit-learn's ``MLPClassifier``, which warns and
+keeps the half-trained model: a half-trained invrec model would be a silent wrong result (its
+history, environments and mask from different points of training). To bound a run, set
+``max_epochs`` or early stopping rather than interrupting it.
 """
 
 from __future__ import annotations
@@ -26,7 +36,41 @@ import numpy as np
 import torch
 
 
-__all__ = ["EarlyStopping", "train_epochs", "iterate_minibatches", "state_copy"]
+__all__ = ["EarlyStopping", "TrainingDivergedError", "train_epochs", "iterate_minibatches", "state_copy"]
+
+#: What to lower when a stage diverges: the parameter holding that stage's step size.
+_STEP_SIZE = {
+    "final": "learning_rate",
+    "environments": "learning_rate (the environment models train with the estimator's)",
+    "mask": "the mask stage's step size (mask=MaskLearning(learning_rate=...))",
+}
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """A training loss or the trained parameters became NaN or infinite.
+
+    A :class:`FloatingPointError` and a :class:`ValueError`. Raised by :func:`train_epochs`; the
+    estimator's ``fit`` leaves the estimator as it was before the call.
+
+    Attributes
+    ----------
+    stage : str
+        The stage that diverged ("environments", "mask" or "final").
+    epoch : int
+        The epoch whose loss was not finite (the last epoch for non-finite parameters).
+    """
+
+    def __init__(self, message, *, stage, epoch):
+        super().__init__(message)
+        self.stage, self.epoch = stage, epoch
+
+
+def _diverged(stage, epoch, what):
+    step = _STEP_SIZE.get(stage, "the learning rate of this stage")
+    return TrainingDivergedError(
+        f"Training diverged in stage {stage!r}, epoch {epoch}: {what}. Lower {step}, and check "
+        "item_features and y for extreme values. The estimator is left as it was before fit.",
+        stage=stage, epoch=epoch)
 
 
 class EarlyStopping:
@@ -156,6 +200,13 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
     -------
     list of dict
         The records of this call (also appended to ``history``).
+
+    Raises
+    ------
+    TrainingDivergedError
+        If an epoch's training loss is NaN or infinite (checked once per epoch, where the loss is
+        read anyway: no extra device synchronisation per batch), or if a parameter of ``module``
+        is at the end.
     """
     records, best_state = [], None
     for epoch in range(1, int(max_epochs) + 1):
@@ -172,7 +223,10 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
             for key, value in (logs or {}).items():
                 value = torch.as_tensor(value, device=device).detach()
                 sums[key] = sums.get(key, 0.0) + value * len(rows)
-        record = {"stage": stage, **(extra or {}), "epoch": epoch, "train_loss": float(total) / n_rows}
+        train_loss = float(total) / n_rows
+        if not np.isfinite(train_loss):
+            raise _diverged(stage, epoch, f"the training loss is {train_loss}")
+        record = {"stage": stage, **(extra or {}), "epoch": epoch, "train_loss": train_loss}
         for key, value in sums.items():
             mean = (value / n_rows).cpu()
             record[key] = float(mean) if mean.ndim == 0 else mean.tolist()
@@ -195,5 +249,9 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
             break
     if best_state is not None:
         module.load_state_dict(best_state)
+    bad = [name for name, p in module.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise _diverged(stage, records[-1]["epoch"] if records else 0,
+                        f"parameters {bad[:3]} hold NaN or inf after the last step")
     module.eval()
     return records

@@ -110,7 +110,8 @@ def test_fit_on_a_folder_and_recommend_from_users_file(tmp_path):
                  "--n", "3", "-o", str(out)]) == 0
     recs = pd.read_csv(out)
     assert recs["user"].tolist() == [1, 1, 1, 2, 2, 2]
-    assert recs["item"].tolist() == [1, 2, 3, 1, 2, 3]  # group 0 trained item 0 only
+    # the model saw items 0 (training) and 1 (validation) of these users: both left out
+    assert recs["item"].tolist() == [2, 3, 4, 2, 3, 4]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -134,8 +134,13 @@ class FusedObjective(BaseEstimator):
 POOLED = FusedObjective("pooled", w_irm=0.0, w_erm=0.0)
 
 
-def ranking_part_losses(model, data, n_negatives, loss_weights):
+def ranking_part_losses(model, data, n_negatives, loss_weights, sample_weight=None):
     """Per-row UltraGCN losses of the parts of a fused model, ``n_negatives`` shared by a batch.
+
+    ``sample_weight`` (Tensor of shape (n_rows,), default None: unweighted) weighs every training
+    row's losses (its interaction weight, of mean 1: see
+    :meth:`~invrec.base.BaseRecommender._interaction_weights`); the pooled and the
+    per-environment risks of :meth:`FusedObjective.build` are then means of weighted losses.
 
     Returns a callable ``(rows, parts) -> list of (B,) losses`` for :meth:`FusedObjective.build`.
     """
@@ -146,8 +151,9 @@ def ranking_part_losses(model, data, n_negatives, loss_weights):
         users, items = data.users[rows], data.items[rows]
         negatives = sample_negatives(data.n_items, len(rows), n_negatives,
                                      generator=data.generator, device=data.device)
+        row_weight = None if sample_weight is None else sample_weight[rows]
         return [ultragcn_loss(pos, neg, beta_u[users], beta_i[items], beta_i[negatives],
-                              w=weights, reduction="none")
+                              w=weights, sample_weight=row_weight, reduction="none")
                 for pos, neg in model.part_scores(users, items, negatives, parts)]
 
     return losses

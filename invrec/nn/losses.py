@@ -9,7 +9,10 @@ scores and ``(N,)`` degree weights.
 
 Every loss accepts ``reduction`` in {"mean", "sum", "none"}: "none" returns the ``(B,)`` loss of
 each positive (with its negatives), "sum" adds them (InvRL's per-batch sum), "mean" divides that
-sum by ``B``.
+sum by ``B``. Every loss also accepts a per-positive ``sample_weight`` of shape ``(B,)`` (the
+interaction weights ``y`` given to ``fit``): each positive's loss, with its negatives, is multiplied
+by its weight before the reduction, so a weight of 2 counts the interaction as if it were there
+twice. ``sample_weight=None`` and all-ones weights give the same loss, bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ __all__ = ["degree_weights", "interaction_degree_weights", "ultragcn_loss", "ite
 _DEGREE_FLOOR = 1e-10
 
 
-def _reduce(per_positive, reduction):
+def _reduce(per_positive, reduction, sample_weight=None):
+    if sample_weight is not None:
+        if sample_weight.shape != per_positive.shape:
+            raise ValueError(f"sample_weight must have shape (B,) = {tuple(per_positive.shape)}, one "
+                             f"per positive; got {tuple(sample_weight.shape)}.")
+        per_positive = per_positive * sample_weight
     if reduction == "mean":
         return per_positive.mean()
     if reduction == "sum":
@@ -95,7 +103,7 @@ def interaction_degree_weights(users, items, n_users, n_items, user_degree=None,
 
 
 def ultragcn_loss(pos_scores, neg_scores, beta_u, beta_pos, beta_neg, *, w=(1.0, 1.0, 1.0, 1.0),
-                  reduction="mean"):
+                  sample_weight=None, reduction="mean"):
     """UltraGCN's degree-weighted binary cross-entropy (its L_O and L_C folded together).
 
     For a positive pair (u, i) with negatives j_1..j_N::
@@ -120,8 +128,12 @@ def ultragcn_loss(pos_scores, neg_scores, beta_u, beta_pos, beta_neg, *, w=(1.0,
         ``beta`` of each negative item; 1-D for batch-shared negative items.
     w : tuple of 4 floats, default=(1, 1, 1, 1)
         ``(w1, w2, w3, w4)``.
+    sample_weight : Tensor of shape (B,), default=None
+        Weight of each positive (its interaction weight): ``loss(u, i)`` is multiplied by it before
+        the reduction. None weighs every positive 1.
     reduction : {"mean", "sum", "none"}, default="mean"
-        "sum" is InvRL's per-batch loss; "mean" divides it by ``B``.
+        "sum" is InvRL's per-batch loss; "mean" divides it by ``B`` (not by the sum of the
+        weights: give weights of mean 1 to keep the loss's scale).
 
     Returns
     -------
@@ -146,10 +158,10 @@ def ultragcn_loss(pos_scores, neg_scores, beta_u, beta_pos, beta_neg, *, w=(1.0,
     neg_weight = w3 + w4 * (beta_u.unsqueeze(1) * beta_neg)
     pos_term = pos_weight * F.softplus(-pos_scores)
     neg_term = (neg_weight * F.softplus(neg_scores)).mean(dim=1)
-    return _reduce(pos_term + neg_term, reduction)
+    return _reduce(pos_term + neg_term, reduction, sample_weight)
 
 
-def item_item_loss(user_vectors, neighbor_item_vectors, weights, *, reduction="mean"):
+def item_item_loss(user_vectors, neighbor_item_vectors, weights, *, sample_weight=None, reduction="mean"):
     """UltraGCN's item-item constraint L_I on the neighbours of each positive item.
 
     ``loss(u, i) = -sum_k omega_ik log sigmoid(u . h_{n_k(i)})``, where ``n_k(i)`` and
@@ -164,6 +176,8 @@ def item_item_loss(user_vectors, neighbor_item_vectors, weights, *, reduction="m
         Vectors of the ``K`` neighbours of each positive item.
     weights : Tensor of shape (B, K)
         Their weights (zero at padding).
+    sample_weight : Tensor of shape (B,), default=None
+        Weight of each positive (its interaction weight), applied after the sum over neighbours.
     reduction : {"mean", "sum", "none"}, default="mean"
         Over positives, after the sum over neighbours.
 
@@ -174,4 +188,4 @@ def item_item_loss(user_vectors, neighbor_item_vectors, weights, *, reduction="m
     """
     scores = torch.bmm(neighbor_item_vectors, user_vectors.unsqueeze(2)).squeeze(2)
     per_positive = -(weights * F.logsigmoid(scores)).sum(dim=1)
-    return _reduce(per_positive, reduction)
+    return _reduce(per_positive, reduction, sample_weight)

@@ -16,8 +16,8 @@ A constraint is
 
 Errors are :class:`InvalidParameterError`, a subclass of both ``ValueError`` and ``TypeError``,
 with one message shape: which parameter of which estimator, what it must be, what it got.
-The functions :func:`check_int`, :func:`check_float`, :func:`check_fraction` and
-:func:`check_choice` check one value against one constraint the same way, for the arguments of
+The functions :func:`check_int`, :func:`check_float`, :func:`check_fraction`, :func:`check_bool`
+and :func:`check_choice` check one value against one constraint the same way, for the arguments of
 functions and methods (``k`` of a metric, ``n`` of ``recommend``, ``n_splits`` of a splitter).
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["InvalidParameterError", "Interval", "StrOptions", "Options", "RealTuple",
            "validate_parameters", "collect_constraints", "check_int", "check_float",
-           "check_fraction", "check_choice"]
+           "check_fraction", "check_choice", "check_bool"]
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -190,7 +190,18 @@ def _describe(constraint):
 def _message(name, owner, constraints, value):
     described = [_describe(c) for c in constraints]
     allowed = described[0] if len(described) == 1 else ", ".join(described[:-1]) + " or " + described[-1]
-    return f"The {name!r} parameter of {owner} must be {allowed}; got {value!r}."
+    return f"The {name!r} parameter of {owner} must be {allowed}; got {value!r}.{_hint(constraints, value)}"
+
+
+def _hint(constraints, value):
+    """How to fix a value that is a near miss of a constraint (a Generator, a str for a bool)."""
+    if "random_state" in constraints and isinstance(value, np.random.Generator):
+        return (" A numpy Generator is not accepted (as in scikit-learn: its state would be "
+                "shared between clones); pass an int seed drawn from it, e.g. "
+                "random_state=int(rng.integers(2**31 - 1)).")
+    if list(constraints) == ["boolean"] and isinstance(value, (str, numbers.Number)):
+        return " Pass True or False (a string such as 'no' or a number is not read as a bool)."
+    return ""
 
 
 def collect_constraints(cls):
@@ -226,8 +237,23 @@ def validate_parameters(estimator):
 
 def _check(value, name, constraint):
     if not _satisfies(value, constraint):
-        raise InvalidParameterError(f"{name} must be {_describe(constraint)}; got {value!r}.")
+        raise InvalidParameterError(
+            f"{name} must be {_describe(constraint)}; got {value!r}.{_hint([constraint], value)}")
     return value
+
+
+def check_bool(value, name):
+    """``value`` as a bool, or an :class:`InvalidParameterError` unless it is a bool.
+
+    Only ``True`` and ``False`` (numpy bools included) pass: a truthy string such as ``"no"``
+    would otherwise mean True.
+
+    Examples
+    --------
+    >>> check_bool(False, "exclude_seen")
+    False
+    """
+    return bool(_check(value, name, "boolean"))
 
 
 def check_int(value, name, minimum=1, maximum=None):

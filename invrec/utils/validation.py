@@ -2,24 +2,30 @@
 
 The interaction table ``X`` holds one row per observed (user, item) interaction. It is either a
 :class:`pandas.DataFrame` with ``user`` and ``item`` columns (extra columns such as ``timestamp``,
-``rating`` or ``environment`` ride along) or any ``(n, 2)`` array-like of raw ids. Ids are raw:
-ints or strings, not necessarily contiguous.
+``rating`` or ``environment`` ride along) or any ``(n, 2)`` array-like of raw ids; a table of
+another library with a ``to_pandas()`` method (polars, Arrow) is converted and read by column name.
+Ids are raw: ints or strings, not necessarily contiguous. Each id keeps its type: the int ``0`` and
+the string ``"0"`` are different ids, so a column (or an id list) holding both is refused, as are
+unhashable ids (lists, dicts).
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pandas.api.types import infer_dtype
 
 from .params import check_choice, check_float, check_fraction, check_int  # noqa: F401 (one set of checkers)
 
 USER = "user"
 ITEM = "item"
 
-__all__ = ["USER", "ITEM", "check_interactions", "check_rng", "check_fraction"]
+__all__ = ["USER", "ITEM", "check_interactions", "check_rng", "check_fraction", "as_id_array",
+           "check_id_values", "check_same_id_types", "type_mismatch_hint"]
 
 
 def check_interactions(X, y=None, *, require_columns=(), name="X"):
@@ -29,6 +35,7 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
     ----------
     X : DataFrame or array-like of shape (n_interactions, 2)
         A DataFrame needs ``user`` and ``item`` columns; an array's columns are (user, item).
+        A polars or Arrow table (anything with ``to_pandas()``) is converted to a DataFrame.
     y : array-like of shape (n_interactions,), default=None
         Optional per-row target (weights, labels or ratings), checked to match ``X``.
     require_columns : sequence of str, default=()
@@ -48,7 +55,10 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
     ------
     ValueError
         If ``X`` is empty, lacks the ``user``/``item`` columns, has the wrong shape, holds
-        missing ids, or if ``y`` does not match it.
+        missing ids or ids that differ only in type (``0`` and ``"0"``), or if ``y`` does not
+        match it.
+    TypeError
+        If ``X`` is a sparse matrix, a dict, None or a scalar, or holds unhashable ids.
     """
     if sp.issparse(X):
         raise TypeError(
@@ -56,6 +66,12 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
             "a DataFrame with 'user' and 'item' columns, e.g. from the matrix's nonzero entries: "
             "pd.DataFrame({'user': M.row, 'item': M.col}) for a COO matrix M."
         )
+    if isinstance(X, Mapping):
+        raise TypeError(
+            f"{name} is a {type(X).__name__}; pass a DataFrame with 'user' and 'item' columns "
+            f"instead, for example pd.DataFrame({name}) for a dict of columns."
+        )
+    X = _to_pandas(X, name)
     if isinstance(X, pd.DataFrame):
         missing = [c for c in (USER, ITEM) if c not in X.columns]
         if missing:
@@ -89,6 +105,9 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
             )
         if pd.api.types.is_float_dtype(table[col]) and np.isinf(table[col].to_numpy()).any():
             raise ValueError(f"{name} has an infinite {col} id; ids must be finite numbers or strings.")
+        if table[col].dtype == object:   # typed columns (ints, strings) cannot mix types
+            check_id_values(table[col].to_numpy(), f"{name}'s {col} column",
+                            fix=f"{name}['{col}'] = {name}['{col}'].astype(str)")
     missing = [c for c in require_columns if c not in table.columns]
     if missing:
         raise ValueError(
@@ -106,12 +125,275 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
 
 
 def _clean_id_column(column):
-    """Turn an object column of ids into ints where every id is integral, else keep it."""
+    """Turn an object column of ids into ints where every id is integral, else keep it.
+
+    The ints become int64, or uint64 when some exceed int64 but all fit in uint64 (ids above
+    2**63); ids beyond both stay Python ints in the object column.
+    """
     column = np.asarray(column)
     if column.dtype == object:
-        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in column):
-            return column.astype(np.int64)
+        if all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in column):
+            if len(column) == 0:
+                return column.astype(np.int64)
+            low, high = int(min(column)), int(max(column))
+            if -(1 << 63) <= low and high < (1 << 63):
+                return column.astype(np.int64)
+            if low >= 0 and high < (1 << 64):
+                return column.astype(np.uint64)
     return column
+
+
+def _to_pandas(X, name):
+    """A pandas DataFrame from a table of another library (polars, pyarrow), else ``X`` itself.
+
+    Anything with a ``to_pandas()`` method (polars and Arrow tables, among others) is converted,
+    so its columns are read by name like a DataFrame's.
+    """
+    if isinstance(X, (pd.DataFrame, np.ndarray)) or not callable(getattr(X, "to_pandas", None)):
+        if type(X).__name__ == "LazyFrame":
+            raise TypeError(f"{name} is a polars LazyFrame; collect it first: {name}.collect().")
+        return X
+    kind = f"{type(X).__module__.split('.')[0]} {type(X).__name__}"
+    try:
+        converted = X.to_pandas()
+    except ImportError as exc:
+        raise TypeError(
+            f"{name} is a {kind}, which invrec reads by converting it to pandas with "
+            f"{name}.to_pandas(), and that failed: {exc}. Install what it asks for (pyarrow for "
+            f"polars), or pass a pandas DataFrame with 'user' and 'item' columns."
+        ) from None
+    if not isinstance(converted, pd.DataFrame):
+        raise TypeError(
+            f"{name} is a {kind}, whose to_pandas() gives a {type(converted).__name__}, not a "
+            "DataFrame; pass a table with 'user' and 'item' columns."
+        )
+    return converted
+
+
+def as_id_array(values, name="ids"):
+    """A 1-D array of raw ids from one id or an array-like of ids, each id kept as given.
+
+    A list mixing ints and strings stays an object array (no id is turned into a string); a
+    list of ints becomes int64 (uint64 above 2**63). Ids are checked with :func:`check_id_values`.
+
+    Parameters
+    ----------
+    values : id or array-like of ids
+        One id (an int or a str), or a list, tuple, array, Series, Index (or a polars or Arrow
+        column) of them.
+    name : str, default="ids"
+        Name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+
+    Raises
+    ------
+    TypeError
+        If ``values`` is None, a dict, or holds an unhashable id (a list, a dict).
+    ValueError
+        If it is not 1-D, or mixes ids that differ only in type (``0`` and ``"0"``).
+    """
+    if values is None:
+        raise TypeError(f"{name} must be an id or an array-like of ids; got None.")
+    if isinstance(values, Mapping):
+        raise TypeError(
+            f"{name} must be an id or an array-like of ids; got a {type(values).__name__}. Pass "
+            f"list({name}) for its keys or list({name}.values()) for its values."
+        )
+    if np.isscalar(values):
+        values = [values]
+    if isinstance(values, (pd.Series, pd.Index)):
+        ids = values.to_numpy()
+    elif isinstance(values, np.ndarray):
+        ids = values
+    elif callable(getattr(values, "to_numpy", None)) and not isinstance(values, (list, tuple)):
+        ids = np.asarray(values.to_numpy())          # a polars Series, an Arrow array
+    else:
+        try:
+            values = list(values)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an id or an array-like of ids; got {type(values).__name__}."
+            ) from None
+        ids = _clean_id_column(np.fromiter(values, dtype=object, count=len(values)))
+        if ids.dtype == object and len(ids) and infer_dtype(ids, skipna=False) == "floating":
+            ids = ids.astype(np.float64)
+    if ids.ndim == 0:
+        ids = ids.reshape(1)
+    if ids.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D (one id per entry); got shape {ids.shape}. Pass a flat list, "
+            f"for example np.ravel({name})."
+        )
+    check_id_values(ids, name)
+    return ids
+
+
+def check_id_values(ids, name, *, fix=None):
+    """Refuse unhashable ids and ids that differ only in type (``0`` and ``"0"``).
+
+    Ids are compared by value: the int ``0`` and the string ``"0"`` are two different ids, so a
+    column holding both would silently count one user (or item) twice. Only object columns that
+    mix types are inspected, so typed columns cost nothing.
+
+    Parameters
+    ----------
+    ids : ndarray of shape (n,)
+    name : str
+        What the ids are, for error messages ("X's user column").
+    fix : str, default=None
+        The conversion to suggest; None suggests converting every id to one type.
+
+    Raises
+    ------
+    TypeError
+        If an id is unhashable (a list, a dict, a set).
+    ValueError
+        If two distinct ids have the same string form.
+    """
+    ids = np.asarray(ids)
+    if ids.dtype != object or len(ids) == 0:
+        return
+    kind = infer_dtype(ids, skipna=True)
+    if not kind.startswith("mixed"):
+        return
+    for position, value in enumerate(ids):
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(
+                f"{name} holds an unhashable id at position {position}: {value!r} "
+                f"({type(value).__name__}). Ids must be ints or strings (one id per entry): "
+                "flatten or convert that entry."
+            ) from None
+    clash = _type_clashes(ids)
+    if clash:
+        fix = fix or "convert every id to one type first, e.g. ids.astype(str)"
+        raise ValueError(
+            f"{name} has ids that differ only in type, e.g. {_show(clash)}; they are different "
+            f"ids, so one entity would be counted twice. Give every id the same type: {fix}."
+        )
+
+
+def check_same_id_types(ids, other, name, other_name, *, fix):
+    """Refuse two id sets meant to name the same entities when their types disagree.
+
+    Raises a ValueError when an id of ``ids`` and one of ``other`` differ only in type
+    (``0`` and ``"0"``), or when the two sets have different types (ints and strings) and share
+    no id at all: both mean the ids will never match.
+    """
+    a, b = pd.unique(np.asarray(ids)), pd.unique(np.asarray(other))
+    kind_a, kind_b = _id_kind(a), _id_kind(b)
+    if kind_a == kind_b and kind_a != "mixed":
+        return
+    both = np.concatenate([a.astype(object), b.astype(object)])
+    clash = _type_clashes(both)
+    if clash:
+        raise ValueError(
+            f"{name} and {other_name} differ in type: {_show(clash)} are different ids, so "
+            f"they never match. Give both the same type: {fix}."
+        )
+    if "mixed" not in (kind_a, kind_b) and len(a) and len(b) and not pd.Index(b).isin(a).any():
+        raise ValueError(
+            f"{name} are {kind_a}s (e.g. {a[:3].tolist()}) but {other_name} are {kind_b}s (e.g. "
+            f"{b[:3].tolist()}): no id matches. Give both the same ids, of the same type: {fix}."
+        )
+
+
+def type_mismatch_hint(unknown, known):
+    """A sentence naming the unknown ids that stand for a known id of another type, or ``""``.
+
+    ``"0"`` stands for the known int ``0``, ``0`` for the known string ``"0"``. The cost grows
+    with the number of unknown ids looked at (1000 at most), not with ``known``.
+
+    Parameters
+    ----------
+    unknown : array-like
+        Ids that were not found.
+    known : pandas.Index or array-like
+        The ids they were looked up in (pass the Index at hand: its hash table is reused).
+    """
+    index = known if isinstance(known, pd.Index) else pd.Index(np.asarray(known))
+    unknown = pd.unique(np.asarray(unknown))[:1000]
+    if len(unknown) == 0 or len(index) == 0:
+        return ""
+    if _id_kind(unknown) == _index_kind(index) != "mixed":     # one type on both sides: no clash
+        return ""
+    pairs = []
+    for value in unknown:
+        for match in _spellings(value):
+            if match in index:
+                pairs.append((value, match))
+                break
+        if len(pairs) == 3:
+            break
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{_plain(v)!r} ({type(v).__name__}) for {_plain(m)!r} ({type(m).__name__})"
+                      for v, m in pairs)
+    return f" They differ from the fitted ids in type only: {shown}; pass ids of the type used in fit."
+
+
+def _spellings(value):
+    """The ids of another type that ``value`` may stand for (``"7"`` -> 7 and 7.0; 7 -> ``"7"``)."""
+    if isinstance(value, str):
+        out = []
+        for cast in (int, float):
+            try:
+                out.append(cast(value))
+            except ValueError:
+                pass
+        return out
+    if isinstance(value, (numbers.Number, np.generic)) and not isinstance(value, (bool, np.bool_)):
+        return [str(_plain(value))]
+    return []
+
+
+def _index_kind(index):
+    """:func:`_id_kind` of a pandas Index, from its cached inferred type."""
+    if index.dtype.kind in "iuf":
+        return "number"
+    kind = index.inferred_type
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
+    return "string" if kind == "string" else "mixed"
+
+
+def _id_kind(ids):
+    """'number', 'string' or 'mixed': the kind of a 1-D array of ids."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iuf":
+        return "number"
+    if ids.dtype.kind == "U":
+        return "string"
+    kind = infer_dtype(ids, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal", "empty"):
+        return "number"
+    if kind == "string":
+        return "string"
+    return "mixed"
+
+
+def _type_clashes(ids):
+    """Groups (up to three) of distinct ids of ``ids`` with the same string form."""
+    unique = pd.unique(np.asarray(ids, dtype=object))
+    forms = pd.Series([str(v) for v in unique])
+    repeated = forms.duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return []
+    groups = pd.Series(unique[repeated]).groupby(forms[repeated].to_numpy(), sort=False)
+    return [list(group) for _, group in list(groups)[:3]]
+
+
+def _show(clash):
+    return "; ".join(" and ".join(f"{_plain(v)!r} ({type(v).__name__})" for v in group) for group in clash)
+
+
+def _plain(value):
+    """A numpy scalar as the Python value it holds (for messages: 0, not np.int64(0))."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_rng(random_state):
