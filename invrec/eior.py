@@ -82,7 +82,7 @@ _PARAMETERS = """embedding_dim : int, default=128
     mask : MaskLearning or None, default=None
         Stage 2; None is ``MaskLearning(weighting=0.5)``: a fixed ERM share of 0.5, no Pareto
         weighting (authors' code: 0.5 IRM + 0.5 ERM), InvRL's penalty and budget.
-    n_outer_iter : int, default=5
+    n_outer_iter : int, default=2
         Outer iterations of {{environments -> mask}} (InvRL: 5).
     early_stopping : bool, default=True
         Keep the epoch with the best validation {metric} and stop after ``n_iter_no_change``
@@ -145,7 +145,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
                  learning_rate=1e-2, l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0,
                  item_id_weight=1.0, init_std=0.01, fusion=None, objective=None, environments=None,
-                 mask=None, n_outer_iter=5, early_stopping=True, validation_fraction=0.1,
+                 mask=None, n_outer_iter=2, early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=30, device="auto", random_state=None, verbose=0,
                  handle_unknown="error"):
         self.embedding_dim = embedding_dim
@@ -240,7 +240,7 @@ class EIORRecommender(_EIORBase):
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, fusion=None, objective=None, environments=None, mask=None,
-                 n_outer_iter=5, early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
+                 n_outer_iter=2, early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         super().__init__(embedding_dim=embedding_dim, content_dim=content_dim,
                          max_epochs=max_epochs, batch_size=batch_size,

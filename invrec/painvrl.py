@@ -44,13 +44,13 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     The backbone's training knobs (widths, batch, step size, L2, patience) default to those of
     :class:`~invrec.baselines.UltraGCNRecommender`, so the two compare out of the box; InvRL's
     own are ``embedding_dim=64, batch_size=512, learning_rate=1e-3, l2_embedding=1e-4,
-    l2_content=1e-2``. The method's stages default to InvRL's official code (the only public
-    code of this lineage) unless said otherwise: its full budget (5 outer iterations of up to
-    10 x 20 environment epochs and 40 mask epochs), which takes hours on a large dataset on a
-    CPU. Laptop-fast settings measured in ``benchmarks/invariance.py``: ``n_outer_iter=2,
-    environments=EnvironmentInference(max_rounds=2, epochs=5, embedding_dim=32),
-    mask=MaskLearning(epochs=3, learning_rate=1e-2)`` fit TikTok
-    (60k interactions) in 1.5-3 minutes on one CPU thread. The defaults cut the mask
+    l2_content=1e-2``. The method's stages follow InvRL's official code (the only public code of
+    this lineage) unless said otherwise, on a budget that finishes: 2 outer iterations of 2
+    environment rounds of 5 epochs (32-wide environment models) and 10 mask epochs at step size
+    1e-2 fit TikTok (60k interactions) in about 2 minutes on one CPU thread, where InvRL's full
+    budget (``n_outer_iter=5, environments=EnvironmentInference(embedding_dim=None,
+    max_rounds=10, epochs=20), mask=MaskLearning(epochs=40, learning_rate=1e-3)``) takes hours on
+    a large dataset. The defaults cut the mask
     (``MaskLearning(threshold="auto")``) and read only the invariant part (``fusion="invariant"``):
     trained on the pooled loss, attention leans on the variant part, which fits the training
     environments better, and a soft mask keeps every spurious dimension (``benchmarks/README.md``,
@@ -104,10 +104,10 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         ``||mu||^2`` weight, penalty and its weight and growth, the ERM/IRM ``weighting`` and the
         ``threshold`` that binarises the mask); None is ``MaskLearning(threshold="auto")``:
         PaInvRL's per-batch MGDA weighting on normalised gradients with InvRL's penalty and
-        budget (40 epochs), the learned mask cut in two by the automatic threshold.
+        budget (10 epochs), the learned mask cut in two by the automatic threshold.
         ``MaskLearning(weighting="mgda")`` is the published raw-gradient MGDA weight,
         ``MaskLearning(weighting=0.0)`` InvRL's IRM-only mask loss.
-    n_outer_iter : int, default=5
+    n_outer_iter : int, default=2
         Outer iterations of {environments -> mask} (InvRL: 5).
     fusion : Fusion, str or None, default=None
         Convert module: how the invariant and variant representations are weighed. None is
@@ -187,7 +187,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
-                 init_std=0.01, environments=None, mask=None, n_outer_iter=5, fusion=None,
+                 init_std=0.01, environments=None, mask=None, n_outer_iter=2, fusion=None,
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
