@@ -29,9 +29,9 @@ from sklearn.utils import check_random_state
 
 from .features import ItemFeatures
 from .metrics import make_ranking_scorer, ndcg_at_k
-from .model_selection import train_test_split
+from .model_selection import validation_holdout_mask
 from .training import EarlyStopping, train_epochs
-from .utils.params import Interval, StrOptions, check_bool, check_int, validate_parameters
+from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame
 from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
                                check_same_id_types, type_mismatch_hint)
@@ -289,10 +289,12 @@ class BaseRecommender(BaseEstimator):
             catalog even without interactions, so they can be recommended.
         validation_data : DataFrame or array-like, default=None
             Held-out interactions for the validation metric and early stopping. When None and
-            ``early_stopping`` is True, a per-user share ``validation_fraction`` of ``X`` is
-            carved out. Either way the validation rows count as seen at recommendation time
-            (``recommend(exclude_seen=True)`` leaves them out), except in ``score(X)`` for the
-            pairs of ``X`` itself, so ``score(validation_data)`` gives the validation metric back.
+            ``early_stopping`` is True, each user holds out a share ``validation_fraction`` of its
+            rows of ``X`` in expectation
+            (:func:`~invrec.model_selection.validation_holdout_mask`). Either way the validation
+            rows count as seen at recommendation time (``recommend(exclude_seen=True)`` leaves
+            them out), except in ``score(X)`` for the pairs of ``X`` itself, so
+            ``score(validation_data)`` gives the validation metric back.
 
         Returns
         -------
@@ -484,16 +486,17 @@ class BaseRecommender(BaseEstimator):
             return all_rows, None, valid
         if not getattr(self, "early_stopping", False):
             return all_rows, None, None
+        fraction = check_fraction(self.validation_fraction, "validation_fraction")
+        rng = check_random_state(getattr(self, "random_state", None))
         try:
-            train, valid = train_test_split(table[[USER, ITEM]], test_size=self.validation_fraction,
-                                            by="user", random_state=getattr(self, "random_state", None))
+            mask = validation_holdout_mask(pd.factorize(table[USER])[0], fraction, rng)
         except ValueError as exc:
             raise ValueError(
                 f"early_stopping=True needs a validation share of X, which cannot be carved: {exc} "
                 "Pass validation_data, or set early_stopping=False."
             ) from None
-        valid_pos = valid.index.to_numpy()
-        return train.index.to_numpy(), valid_pos, table.iloc[valid_pos]
+        valid_pos = np.flatnonzero(mask)
+        return np.flatnonzero(~mask), valid_pos, table.iloc[valid_pos]
 
     # ------------------------------------------------------------------ training loop
     def _train_epochs(self, module, optimizer, batch_loss, data, *, n_rows=None, stage="final"):

@@ -88,7 +88,8 @@ _PARAMETERS = """embedding_dim : int, default=128
         Keep the epoch with the best validation {metric} and stop after ``n_iter_no_change``
         epochs without improvement.
     validation_fraction : float, default=0.1
-        Per-user share of ``X`` carved for early stopping when ``validation_data`` is not given.
+        Share of each user's rows of ``X`` held out for early stopping when ``validation_data`` is
+        not given (in expectation: stochastic rounding, so users with few rows are represented).
     n_iter_no_change : int, default=30
         Patience in epochs (invrec's backbone default).
     device, random_state, verbose, handle_unknown

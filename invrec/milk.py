@@ -114,7 +114,8 @@ class MILKRecommender(BaseRecommender):
         Keep the epoch with the best validation NDCG@20 and stop after ``n_iter_no_change``
         epochs without improvement.
     validation_fraction : float, default=0.1
-        Per-user share of ``X`` held out for early stopping when ``validation_data`` is not given.
+        Share of each user's rows of ``X`` held out for early stopping when ``validation_data`` is
+        not given (in expectation: stochastic rounding, so users with few rows are represented).
     n_iter_no_change : int, default=30
         Patience of early stopping, in epochs (MILK's code: 3 evaluations 10 epochs apart).
     device : {"auto", "cpu", "cuda"} or str, default="auto"

@@ -579,3 +579,32 @@ def test_cross_validators_unsplittable():
         EnvironmentSplit().get_n_splits()
     with pytest.raises(ValueError, match="split_validation needs validation=True"):
         list(NewItemSplit().split_validation(big_table()))
+
+
+# ------------------------------------------------------------- the carved early-stopping share
+def test_validation_holdout_represents_light_users():
+    from invrec.model_selection import validation_holdout_mask
+
+    # a long tail as TikTok's: 900 users with 2 rows, 10 users with 200
+    codes = np.concatenate([np.repeat(np.arange(900), 2), np.repeat(np.arange(900, 910), 200)])
+    mask = validation_holdout_mask(codes, 0.1, np.random.RandomState(0))
+    per_user = np.bincount(codes[mask], minlength=910)
+    counts = np.bincount(codes)
+    assert (per_user <= counts - 1).all()                            # every user keeps a row
+    assert np.all(per_user[900:] == 20)                              # 0.1 * 200, exactly
+    light = per_user[:900]
+    assert set(np.unique(light)) <= {0, 1} and 140 <= light.sum() <= 220   # about 0.2 per user
+    # round_half_up (train_test_split) would hold out no light user at all
+    _, test = train_test_split(pd.DataFrame({"user": codes, "item": np.arange(len(codes))}),
+                               test_size=0.1, by="user", random_state=0)
+    assert test["user"].nunique() == 10
+    np.testing.assert_array_equal(mask, validation_holdout_mask(codes, 0.1, np.random.RandomState(0)))
+
+
+def test_validation_holdout_of_a_tiny_table_and_of_single_rows():
+    from invrec.model_selection import validation_holdout_mask
+
+    mask = validation_holdout_mask(np.array([0, 0, 1]), 0.01, np.random.RandomState(0))
+    assert mask.tolist() == [True, False, False] or mask.tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="no user has 2 or more"):
+        validation_holdout_mask(np.array([0, 1, 2]), 0.5, np.random.RandomState(0))

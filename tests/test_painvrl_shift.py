@@ -1,9 +1,10 @@
 """Conservative checks of PaInvRL's default behaviour under shift, against the generator's truth.
 
 Measured claims (``benchmarks/shift.py``, 5 seeds): in the ``disagree`` regime PaInvRL's
-defaults (cut mask, invariant fusion) reach 1.30x the ERM baseline's OOD NDCG@20 at its IID
-level, and the final mask keeps 4.8 of the 20 spurious dimensions; the soft mask of the published
-setting keeps 19-20. The tests assert weaker versions on one seed, in seconds.
+defaults (cut mask, invariant fusion) reach 1.18x the ERM baseline's OOD NDCG@20 at 0.98x its IID
+level, and the final mask keeps 6.6 of the 20 spurious dimensions; the soft mask of the published
+setting keeps 19-20. Single seeds vary (seed 0: 1.00x, seed 2: 1.28x), so the tests assert weaker
+versions on the mean of three seeds, in seconds.
 """
 
 import numpy as np
@@ -21,13 +22,19 @@ BACKBONE = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=
                 l2_embedding=1e-2, l2_content=1e-2, max_epochs=60, n_iter_no_change=10, device="cpu")
 
 
+SEEDS = (0, 1, 2)
+
+
 @pytest.fixture(scope="module")
 def disagree():
     torch.set_num_threads(1)
-    data = make_multimodal_interactions(regime="disagree", random_state=0)
-    erm = UltraGCNRecommender(**BACKBONE, random_state=0).fit(
-        data.interactions[["user", "item"]], item_features=data.item_features)
-    return data, erm
+    runs = []
+    for seed in SEEDS:
+        data = make_multimodal_interactions(regime="disagree", random_state=seed)
+        erm = UltraGCNRecommender(**BACKBONE, random_state=seed).fit(
+            data.interactions[["user", "item"]], item_features=data.item_features)
+        runs.append((data, erm))
+    return runs
 
 
 def _painvrl(**params):
@@ -43,24 +50,28 @@ def _flat(model, truth):
 
 
 def test_defaults_cut_spurious_dimensions_and_gain_out_of_distribution(disagree):
-    data, erm = disagree
-    X = data.interactions[["user", "item"]]
-    model = _painvrl(mask=MaskLearning(l2=0.0, threshold="auto")).fit(X, item_features=data.item_features)
-    assert mask_recovery(model.invariant_mask_, data.invariant_mask)["auc"] >= 0.8
-    mask, spurious = _flat(model, data.invariant_mask)
-    assert set(np.unique(mask)) <= {0.0, 1.0}                          # a hard mask
-    assert mask[spurious].sum() <= 0.4 * spurious.sum()               # most spurious dims cut
-    assert mask[~spurious].sum() >= 0.8 * (~spurious).sum()           # most invariant ones kept
-    # out of distribution: clearly above the ERM baseline; in distribution not below it by much
-    assert model.score(data.test_ood) >= 1.1 * erm.score(data.test_ood)
-    assert model.score(data.test) >= 0.9 * erm.score(data.test)
+    ood, erm_ood, iid, erm_iid, kept, kept_invariant, aucs = [], [], [], [], [], [], []
+    for seed, (data, erm) in zip(SEEDS, disagree):
+        model = _painvrl(mask=MaskLearning(l2=0.0, threshold="auto"), random_state=seed).fit(
+            data.interactions[["user", "item"]], item_features=data.item_features)
+        mask, spurious = _flat(model, data.invariant_mask)
+        assert set(np.unique(mask)) <= {0.0, 1.0}                      # a hard mask
+        kept.append(mask[spurious].sum() / spurious.sum())
+        kept_invariant.append(mask[~spurious].sum() / (~spurious).sum())
+        aucs.append(mask_recovery(model.invariant_mask_, data.invariant_mask)["auc"])
+        ood.append(model.score(data.test_ood)), erm_ood.append(erm.score(data.test_ood))
+        iid.append(model.score(data.test)), erm_iid.append(erm.score(data.test))
+    assert np.mean(aucs) >= 0.8
+    assert np.mean(kept) <= 0.5 and np.mean(kept_invariant) >= 0.8     # spurious cut, invariant kept
+    # out of distribution above the ERM baseline, in distribution not below it by much
+    assert np.mean(ood) >= 1.05 * np.mean(erm_ood)
+    assert np.mean(iid) >= 0.9 * np.mean(erm_iid)
 
 
 def test_published_soft_mask_keeps_the_spurious_dimensions(disagree):
-    data, erm = disagree
-    X = data.interactions[["user", "item"]]
+    data, erm = disagree[0]
     model = _painvrl(mask=MaskLearning(l2=0.0, weighting="mgda"), fusion="attention").fit(
-        X, item_features=data.item_features)
+        data.interactions[["user", "item"]], item_features=data.item_features)
     mask, spurious = _flat(model, data.invariant_mask)
     assert (mask[spurious] > 0.5).sum() >= 0.75 * spurious.sum()       # soft: nothing is cut
     assert model.score(data.test_ood) < 1.1 * erm.score(data.test_ood)  # and no OOD gain
