@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
-from .features import ItemFeatures
+from .features import ItemFeatures, NoReferenceContentError
 from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import validation_holdout_mask
 from .training import EarlyStopping, train_epochs
@@ -174,6 +174,12 @@ class BaseRecommender(BaseEstimator):
 
     #: Fitted attributes holding torch state; moved to the CPU when pickled.
     _torch_attributes = ("module_",)
+
+    #: ``(fitted attribute, buffer name)`` of the torch buffers that hold the prepared item
+    #: content (``FitData.features``: normalised, filled, concatenated). Pickling and
+    #: :func:`invrec.save` leave them out and unpickling rebuilds them from ``item_features_``
+    #: (see :meth:`_rebuild_content`), so a model file holds the content once.
+    _content_buffers = (("module_", "features"),)
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):
@@ -398,9 +404,12 @@ class BaseRecommender(BaseEstimator):
             self._prepare_validation(data, valid_table, known)
         self._prepare_fit(data, table, y, train_pos)
         if self.item_features_ is not None:
-            data.features, data.feature_slices, data.availability = self._content(
-                self.item_features_, reference_items=self.item_ids_[np.unique(tr_items)], device=device
-            )
+            reference = self.item_ids_[np.unique(tr_items)]
+            try:
+                data.features, data.feature_slices, data.availability = self._content(
+                    self.item_features_, reference_items=reference, device=device)
+            except NoReferenceContentError as exc:
+                raise _no_training_content(exc.modality, self.item_features_, len(reference)) from None
         self.history_ = []
         self.device_ = str(device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -620,7 +629,7 @@ class BaseRecommender(BaseEstimator):
         number of rows.
         """
         self._check_fitted()
-        table, _ = check_interactions(X)
+        table, _ = check_interactions(X, allow_empty=True)   # no rows (an empty recommend): no scores
         _, u, known_u = self._encode_users(table[USER].to_numpy())
         i = self._item_index.get_indexer(table[ITEM])
         out = np.full(len(table), np.nan)
@@ -845,16 +854,71 @@ class BaseRecommender(BaseEstimator):
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
+        state.pop("_content_buffers_left_out", None)
+        left_out = self._content_buffers_to_leave_out(state)
         for name in self._torch_attributes:
             value = state.get(name)
-            if isinstance(value, (torch.nn.Module, torch.Tensor)):
-                state[name] = copy.deepcopy(value).to("cpu") if isinstance(value, torch.nn.Module) else value.cpu()
+            if isinstance(value, torch.nn.Module):
+                # Copy the module without the buffers left out (a memo entry maps each to None).
+                memo = {id(buffer): None for (attr, _), buffer in left_out.items() if attr == name}
+                value = copy.deepcopy(value, memo)
+                for (attr, buffer_name) in left_out:
+                    if attr == name:
+                        value._buffers[buffer_name] = None
+                state[name] = value.to("cpu")
+            elif isinstance(value, torch.Tensor):
+                state[name] = value.cpu()
+        if left_out:
+            state["_content_buffers_left_out"] = [(attr, buffer_name, tensor.dtype)
+                                                  for (attr, buffer_name), tensor in left_out.items()]
         state.pop("_user_index", None)
         state.pop("_item_index", None)
         return state
 
+    def _content_buffers_to_leave_out(self, state):
+        """The content buffers (:attr:`_content_buffers`) that unpickling can rebuild bit for bit.
+
+        A buffer is left out only when the content rebuilt from ``item_features_`` now equals
+        it exactly (same shape, dtype and bits); any other buffer stays in the pickle.
+
+        Returns
+        -------
+        dict of (str, str) -> Tensor
+            ``(attribute, buffer name)`` -> the buffer, for each one to leave out.
+        """
+        if state.get("item_features_") is None or not hasattr(self, "_fill_values"):
+            return {}
+        buffers = {}
+        for attr, buffer_name in self._content_buffers:
+            module = state.get(attr)
+            tensor = getattr(module, "_buffers", {}).get(buffer_name) if isinstance(module, torch.nn.Module) else None
+            if isinstance(tensor, torch.Tensor) and tensor.numel() > 0:
+                buffers[attr, buffer_name] = tensor
+        if not buffers:
+            return {}
+        try:
+            rebuilt = self._rebuild_content()
+        except Exception:  # noqa: BLE001 - a model that cannot rebuild its content keeps it in the pickle
+            return {}
+        return {key: tensor for key, tensor in buffers.items()
+                if tensor.shape == rebuilt.shape
+                and torch.equal(rebuilt.to(tensor.dtype), tensor.detach().to("cpu"))}
+
+    def _rebuild_content(self):
+        """The content tensor fit prepared, rebuilt on the CPU from ``item_features_``.
+
+        ``item_features_`` normalised, filled with the values fit kept (``_fill_values``, or
+        MILK's imputer) and concatenated: what ``fit`` put in ``FitData.features``.
+        """
+        content, _, _ = self._content(self.item_features_, device=torch.device("cpu"))
+        return content
+
     def __setstate__(self, state):
+        state = dict(state)
+        left_out = state.pop("_content_buffers_left_out", None)
         super().__setstate__(state)
+        if left_out:
+            self._restore_content_buffers(left_out)
         if "user_ids_" in state:
             self._user_index = pd.Index(self.user_ids_)
             self._item_index = pd.Index(self.item_ids_)
@@ -872,6 +936,21 @@ class BaseRecommender(BaseEstimator):
                 value = getattr(self, name, None)
                 if isinstance(value, (torch.nn.Module, torch.Tensor)):
                     setattr(self, name, value.to(device))
+
+    def _restore_content_buffers(self, left_out):
+        """Put back the content buffers :meth:`__getstate__` left out, rebuilt from ``item_features_``."""
+        content = self._rebuild_content()
+        for attr, buffer_name, dtype in left_out:
+            module = getattr(self, attr, None)
+            if not isinstance(module, torch.nn.Module) or buffer_name not in module._buffers:
+                raise ValueError(f"the pickled {type(self).__name__} has no {attr}.{buffer_name} buffer to "
+                                 "rebuild its content into; the pickle is damaged.")
+            tensor = content.to(dtype)
+            expected = getattr(module, "n_items", tensor.shape[0])
+            if tensor.shape[0] != expected:
+                raise ValueError(f"the pickled {type(self).__name__}'s item_features_ has {tensor.shape[0]} "
+                                 f"items but {attr} scores {expected}; the pickle is damaged.")
+            module._buffers[buffer_name] = tensor
 
 
 # ---------------------------------------------------------------------- helpers
@@ -921,6 +1000,18 @@ def _check_weights(y):
         raise ValueError(f"y holds values beyond float32's range (|y| > {limit:.3g}), where models "
                          "train; rescale y (a model reads only the ratios of the weights).")
     return y
+
+
+def _no_training_content(modality, features, n_reference):
+    """The error of a fit where no trained item has ``modality``: its missing rows have no mean."""
+    others = [m for m in features.modalities if m != modality]
+    drop = (f"drop it: item_features.select_modalities({others!r})" if others
+            else "fit without item_features")
+    return ValueError(
+        f"item_features' modality {modality!r} is missing for all {n_reference} item(s) of the "
+        "training rows, so the missing rows of that modality cannot be filled with the training "
+        f"items' mean. Give some items of X content for {modality!r}, or {drop}."
+    )
 
 
 def _as_item_features(item_features):

@@ -15,7 +15,22 @@ import pandas as pd
 from .utils.params import check_bool
 from .utils.validation import _clean_id_column, as_id_array, check_fraction, check_rng
 
-__all__ = ["ItemFeatures"]
+__all__ = ["ItemFeatures", "NoReferenceContentError"]
+
+
+class NoReferenceContentError(ValueError):
+    """A modality that none of the reference items has: its mean, the fill of its missing rows,
+    does not exist (:meth:`ItemFeatures.fill_values`).
+
+    Attributes
+    ----------
+    modality : str
+        The modality.
+    """
+
+    def __init__(self, message, modality):
+        super().__init__(message)
+        self.modality = modality
 
 
 class ItemFeatures:
@@ -323,10 +338,9 @@ class ItemFeatures:
                 continue
             rows = m[ref][avail[ref, j]]
             if len(rows) == 0:
-                raise ValueError(
+                raise NoReferenceContentError(
                     f"cannot mean-fill modality {name!r}: no reference item has it. Use "
-                    "strategy='zero' or widen reference_items."
-                )
+                    "strategy='zero' or widen reference_items.", name)
             values[name] = rows.mean(axis=0, dtype=np.float64).astype(m.dtype)
         return values
 
@@ -492,7 +506,9 @@ def _check_matrix(values, name, n_items, dtype):
             f"{int(np.argmax(partial))}); a missing modality is a whole NaN row. Impute the "
             "single values, or set the whole row to NaN."
         )
-    out = np.array(arr, dtype=dtype, copy=True)
+    # C order always, as every derived ItemFeatures (_new): row reductions such as normalize()'s
+    # norms sum in a layout-dependent order, so a Fortran-ordered copy would round differently.
+    out = np.array(arr, dtype=dtype, order="C", copy=True)
     if np.isinf(out).any():
         raise ValueError(f"modality {name!r} overflows {np.dtype(dtype).name}; rescale it.")
     out.setflags(write=False)

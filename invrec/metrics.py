@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from invrec.utils.params import check_int
+from invrec.utils.params import check_bool, check_int
 from invrec.utils.validation import ITEM, USER, check_interactions
 
 __all__ = [
@@ -298,6 +298,7 @@ def _reduce(per_user, n_relevant, average):
 def _array_metric(name, rankings, relevant, k, average):
     """Validate the inputs, build the hit matrix and apply one formula."""
     k = check_int(k, "k")
+    average = check_bool(average, "average")      # "no" would otherwise average
     rankings = _check_rankings(rankings)
     rel = _relevant_to_csr(relevant, rankings.shape[0])
     hits, n_relevant = _hit_matrix(rankings, rel, k)
@@ -669,9 +670,7 @@ class RankingScorer:
         self.metric = _check_metric_names(metric)[0]
         self.k = check_int(k, "k")
         self.candidates = _check_candidates(candidates)
-        if not isinstance(exclude_seen, (bool, np.bool_)):
-            raise ValueError(f"exclude_seen must be True or False; got {exclude_seen!r}.")
-        self.exclude_seen = bool(exclude_seen)
+        self.exclude_seen = check_bool(exclude_seen, "exclude_seen")
 
     def __repr__(self):
         cand = self.candidates
@@ -879,9 +878,8 @@ class RatingScorer:
             raise ValueError(
                 f"metric must be one of {list(RATING_METRIC_NAMES)}; got {metric!r}."
             )
-        if not isinstance(skip_missing, (bool, np.bool_)):
-            raise ValueError(f"skip_missing must be True or False; got {skip_missing!r}.")
-        self.metric, self.column, self.skip_missing = metric, column, bool(skip_missing)
+        self.metric, self.column = metric, column
+        self.skip_missing = check_bool(skip_missing, "skip_missing")
 
     def __repr__(self):
         return (

@@ -30,7 +30,7 @@ import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import _safe_indexing
 
-from invrec.utils.params import check_fraction, check_int
+from invrec.utils.params import InvalidParameterError, check_bool, check_fraction, check_int
 from invrec.utils.validation import ITEM, USER, check_interactions, check_rng
 
 __all__ = [
@@ -542,8 +542,12 @@ class NewItemSplit(_InteractionSplitter):
     def _check_params(self):
         test_size = check_fraction(self.test_size, "test_size")
         n_splits = check_int(self.n_splits, "n_splits", 1)
-        if not isinstance(self.validation, (bool, np.bool_)):
-            raise TypeError(f"validation must be True or False; got {self.validation!r}.")
+        try:
+            check_bool(self.validation, "validation")
+        except InvalidParameterError:
+            raise InvalidParameterError(
+                f"NewItemSplit's validation must be True or False; got {self.validation!r} (a string "
+                "such as 'no' or a number is not read as a bool).") from None
         return test_size, n_splits
 
     def _n_splits(self, X):

@@ -301,3 +301,58 @@ def test_validation_data_rows_are_seen(data):
         max(h["valid_ndcg@20"] for h in model.history_ if "valid_ndcg@20" in h))
     # ... while scoring another set still leaves the validation rows out
     assert not set(zip(*[model.recommend(users, n=n)[c] for c in ("user", "item")])) & valid_pairs
+
+
+# ---------------------------------------------------------------- defect 9: booleans of functions
+_RANKINGS = np.array([[2, 0, 5], [4, 3, -1]])
+_RELEVANT = [np.array([0, 1]), np.array([4])]
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None])
+@pytest.mark.parametrize("name", ["recall_at_k", "precision_at_k", "ndcg_at_k", "ndcg_legacy_at_k",
+                                  "hit_rate_at_k", "mrr_at_k", "map_at_k"])
+def test_metric_average_must_be_bool(name, value):
+    """Before: ``average="no"`` (any truthy value) returned the mean instead of the per-user values."""
+    from invrec import metrics
+
+    func = getattr(metrics, name)
+    rankings = _RANKINGS.copy()
+    with pytest.raises(InvalidParameterError, match=r"average must be a bool; got .*Pass True or False"):
+        func(rankings, _RELEVANT, 2, average=value)
+    np.testing.assert_array_equal(rankings, _RANKINGS)
+    assert np.shape(func(rankings, _RELEVANT, 2, average=np.bool_(False))) == (2,)
+    assert np.ndim(func(rankings, _RELEVANT, 2, average=np.bool_(True))) == 0
+
+
+@pytest.mark.parametrize("value", ["no", "yes", 0, 1, None])
+def test_scorer_booleans_must_be_bool(value):
+    """Before: refused as ValueError only; now the one bool rule of check_bool (numpy bools pass)."""
+    from invrec.metrics import make_ranking_scorer, make_rating_scorer
+
+    with pytest.raises(InvalidParameterError, match=r"exclude_seen must be a bool; got"):
+        make_ranking_scorer("ndcg", k=5, exclude_seen=value)
+    with pytest.raises(InvalidParameterError, match=r"skip_missing must be a bool; got"):
+        make_rating_scorer("rmse", skip_missing=value)
+    assert make_ranking_scorer("ndcg", k=5, exclude_seen=np.bool_(False)).exclude_seen is False
+    assert make_rating_scorer("rmse", skip_missing=np.bool_(True)).skip_missing is True
+
+
+@pytest.mark.parametrize("value", ["no", "True", 0, 1, None])
+def test_split_validation_must_be_bool(value):
+    from invrec.model_selection import NewItemSplit
+
+    X = pd.DataFrame({"user": np.repeat(np.arange(10), 4), "item": np.arange(40) % 20})
+    with pytest.raises(InvalidParameterError, match=r"NewItemSplit's validation must be True or False; got"):
+        next(NewItemSplit(test_size=0.2, validation=value, random_state=0).split(X))
+    train, test = next(NewItemSplit(test_size=0.2, validation=np.bool_(False), random_state=0).split(X))
+    assert len(train) and len(test)
+
+
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None])
+@pytest.mark.parametrize("loader", ["load_movielens_100k", "load_tiktok", "load_lastfm_2k_mm", "load_amazon_baby"])
+def test_loader_verify_must_be_bool(loader, value, tmp_path):
+    """Checked before any file is read: the error names the loader and the bool to pass."""
+    from invrec import datasets
+
+    with pytest.raises(InvalidParameterError, match=rf"{loader}: verify must be True or False; got"):
+        getattr(datasets, loader)(tmp_path, verify=value)

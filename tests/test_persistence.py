@@ -411,3 +411,112 @@ def test_members_must_match_the_manifest(saved, tmp_path):
     (tmp_path / "text.invrec").write_text("hello")
     with pytest.raises(ModelFileError, match="not a zip archive"):
         invrec.load(tmp_path / "text.invrec")
+
+
+# ---------------------------------------------------------------- the content is stored once (defect 5)
+def _content_bytes(model):
+    features = getattr(getattr(model, "module_", None), "features", None)
+    return 0 if features is None else features.numel() * features.element_size()
+
+
+def _npy_shapes(path):
+    with zipfile.ZipFile(path) as archive:
+        return [np.lib.format.read_array(io.BytesIO(archive.read(name))).shape
+                for name in archive.namelist() if name.endswith(".npy")]
+
+
+@pytest.fixture(scope="module")
+def awkward(data):
+    """Content in Fortran order (what a transpose gives), two items without content, two content
+    items without interactions, and MILK with the cross-modal imputer: every estimator fitted."""
+    bunch, train, test = data
+    base = bunch.item_features
+    dims = base.dims
+    rng = np.random.default_rng(5)
+    ids = np.concatenate([base.item_ids, [90, 91]])
+    arrays = {m: np.asfortranarray(np.vstack([np.array(base[m]), rng.normal(size=(2, d))]))
+              for m, d in dims.items()}
+    arrays["visual"][[3, 7]] = np.nan
+    features = invrec.ItemFeatures(arrays, item_ids=ids)
+    models = {name: _tiny(name) for name in NAMES}
+    models["MILKRecommender(impute)"] = MILKRecommender(max_epochs=2, batch_size=64, embedding_dim=4,
+                                                        random_state=0, missing_fill="impute")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for model in models.values():
+            y = 1.0 + np.arange(len(train)) % 5 if model.__sklearn_tags__().target_tags.required else None
+            model.fit(train, y, item_features=features)
+    return models, test
+
+
+AWKWARD = [*NAMES, "MILKRecommender(impute)"]
+
+
+def _same_content_model(again, model, test):
+    """Bit-identical predictions, rankings (new content items included) and content buffer."""
+    np.testing.assert_array_equal(again.predict(test), model.predict(test))
+    users = [0, 5, 7]
+    pd.testing.assert_frame_equal(again.recommend(users, n=8), model.recommend(users, n=8))
+    pd.testing.assert_frame_equal(again.recommend(users, n=3, items=[90, 91, 3]),
+                                  model.recommend(users, n=3, items=[90, 91, 3]))
+    features = getattr(getattr(model, "module_", None), "features", None)
+    if features is not None:
+        assert torch.equal(again.module_.features, features)
+        assert again.module_.features.dtype == features.dtype
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_content_buffer_is_rebuilt_bit_for_bit_after_pickle_and_save(name, awkward, tmp_path):
+    models, test = awkward
+    model = models[name]
+    _same_content_model(pickle.loads(pickle.dumps(model)), model, test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        again = invrec.load(invrec.save(model, tmp_path / "m.invrec"))
+    _same_content_model(again, model, test)
+    _same_content_model(pickle.loads(pickle.dumps(again)), model, test)   # a second round trip too
+    # the file holds no array of the content's shape: only item_features_ holds the content
+    if _content_bytes(model):
+        assert tuple(model.module_.features.shape) not in _npy_shapes(tmp_path / "m.invrec")
+        assert "_content_buffers_left_out" not in again.__dict__
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "PopularityRecommender"])
+def test_files_are_smaller_by_the_content(name, fitted, data, tmp_path, monkeypatch):
+    """Before: the content was stored twice, in item_features_ and in the module's buffer."""
+    model = fitted[name]
+    content = _content_bytes(model)
+    assert content > 0
+    small = invrec.save(model, tmp_path / "small.invrec").stat().st_size
+    small_pickle = len(pickle.dumps(model))
+    with monkeypatch.context() as patch:                   # the former behaviour: every buffer kept
+        patch.setattr(type(model), "_content_buffers", ())
+        large = invrec.save(model, tmp_path / "large.invrec").stat().st_size
+        large_pickle = len(pickle.dumps(model))
+        old_style = pickle.dumps(model)
+    assert content <= large - small <= content + 2048
+    assert content <= large_pickle - small_pickle <= content + 2048
+    # files written with the buffer (before this change) still load, and identically
+    again = pickle.loads(old_style)
+    _same_predictions(again, model, data[2])
+
+
+def test_a_buffer_that_differs_from_its_rebuild_stays_in_the_file(fitted, data, tmp_path):
+    """Only a buffer the content rebuilds exactly is left out: anything else is kept as it is."""
+    model = pickle.loads(pickle.dumps(fitted["UltraGCNRecommender"]))
+    with torch.no_grad():
+        model.module_.features[0, 0] += 1.0            # no longer what item_features_ gives
+    again = pickle.loads(pickle.dumps(model))
+    assert torch.equal(again.module_.features, model.module_.features)
+    again = invrec.load(invrec.save(model, tmp_path / "m.invrec"))
+    assert torch.equal(again.module_.features, model.module_.features)
+    _same_predictions(again, model, data[2])
+
+
+def test_pickling_does_not_touch_the_fitted_model(fitted, data):
+    model = fitted["EIORRecommender"]
+    buffer = model.module_.features
+    before = buffer.clone()
+    pickle.dumps(model)
+    assert model.module_.features is buffer and torch.equal(buffer, before)
+    assert "_content_buffers_left_out" not in model.__dict__

@@ -39,6 +39,7 @@ from sklearn.utils import Bunch
 
 from ..features import ItemFeatures
 from ..persistence import RestrictedUnpickler, UnsafePickleError, sparse_matrix_allowlist
+from ..utils.params import InvalidParameterError, check_bool
 from ..utils.validation import ITEM, USER
 
 __all__ = [
@@ -579,9 +580,13 @@ def _read_sparse_pickle(file):
 
 
 def _check_verify(verify, loader):
-    if not isinstance(verify, (bool, np.bool_)):
-        raise TypeError(f"{loader}: verify must be True or False; got {verify!r}.")
-    return bool(verify)
+    """``verify`` as a bool (:func:`~invrec.utils.params.check_bool`), the loader named in the error."""
+    try:
+        return check_bool(verify, "verify")
+    except InvalidParameterError:
+        raise InvalidParameterError(
+            f"{loader}: verify must be True or False; got {verify!r} (a string such as 'no' or a number "
+            "is not read as a bool).") from None
 
 
 def _coo_to_frame(matrix):

@@ -201,6 +201,8 @@ def _hint(constraints, value):
                 "random_state=int(rng.integers(2**31 - 1)).")
     if list(constraints) == ["boolean"] and isinstance(value, (str, numbers.Number)):
         return " Pass True or False (a string such as 'no' or a number is not read as a bool)."
+    if list(constraints) == ["boolean"]:
+        return " Pass True or False."
     return ""
 
 

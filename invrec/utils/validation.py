@@ -28,7 +28,7 @@ __all__ = ["USER", "ITEM", "check_interactions", "check_rng", "check_fraction", 
            "check_id_values", "check_same_id_types", "type_mismatch_hint"]
 
 
-def check_interactions(X, y=None, *, require_columns=(), name="X"):
+def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=False):
     """Return the interaction table as a fresh DataFrame with a 0..n-1 index.
 
     Parameters
@@ -42,6 +42,9 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
         Further columns that must be present (for example ``"timestamp"``).
     name : str, default="X"
         Name used in error messages.
+    allow_empty : bool, default=False
+        Accept a table of 0 rows (``predict`` of an empty recommendation frame); otherwise it is
+        refused.
 
     Returns
     -------
@@ -54,9 +57,9 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
     Raises
     ------
     ValueError
-        If ``X`` is empty, lacks the ``user``/``item`` columns, has the wrong shape, holds
-        missing ids or ids that differ only in type (``0`` and ``"0"``), or if ``y`` does not
-        match it.
+        If ``X`` is empty (unless ``allow_empty``), lacks the ``user``/``item`` columns, has the
+        wrong shape, holds missing ids or ids that differ only in type (``0`` and ``"0"``), or if
+        ``y`` does not match it.
     TypeError
         If ``X`` is a sparse matrix, a dict, None or a scalar, or holds unhashable ids.
     """
@@ -94,7 +97,7 @@ def check_interactions(X, y=None, *, require_columns=(), name="X"):
                 f"got shape {arr.shape}. Pass a DataFrame to carry extra columns."
             )
         table = pd.DataFrame({USER: _clean_id_column(arr[:, 0]), ITEM: _clean_id_column(arr[:, 1])})
-    if len(table) == 0:
+    if len(table) == 0 and not allow_empty:
         raise ValueError(f"{name} has no interactions (0 rows); at least one is required.")
     for col in (USER, ITEM):
         n_null = int(table[col].isna().sum())
