@@ -265,7 +265,10 @@ def test_fitted_estimators_keep_the_contract(name, data):
         try:
             model = estimator.fit(X, y, item_features=features)
         except ValueError as exc:
-            if refusal is None or not re.match(refusal, str(exc), flags=re.DOTALL):
+            # the early-stopping carve may take every content row of a modality out of training:
+            # a clear refusal, though not predictable from the rows alone
+            carved_away = early and "cannot be filled with the training items' mean" in str(exc)
+            if not carved_away and (refusal is None or not re.match(refusal, str(exc), flags=re.DOTALL)):
                 raise
             assert not hasattr(estimator, "item_ids_")                     # nothing fitted
         else:
