@@ -356,3 +356,16 @@ def test_loader_verify_must_be_bool(loader, value, tmp_path):
 
     with pytest.raises(InvalidParameterError, match=rf"{loader}: verify must be True or False; got"):
         getattr(datasets, loader)(tmp_path, verify=value)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: PopularityRecommender().fit(X_INT.assign(user=[0, True, 1, 1, 2, 2])),
+    lambda: PopularityRecommender().fit(X_INT.assign(item=[0, 1, 1, np.True_, 0, 2])),
+    lambda: ItemFeatures({"v": np.ones((3, 1))}, item_ids=[0, True, 2]),
+    lambda: PopularityRecommender().fit(X_INT).recommend([0, True]),
+])
+def test_a_bool_among_ids_of_other_types_is_refused(call):
+    """Before: ``True`` and ``1`` are one key, so the user True silently became the user 1."""
+    with pytest.raises(ValueError, match=r"holds the bool True at position \d among ids of other types; "
+                                         r"True is the same key as 1"):
+        call()

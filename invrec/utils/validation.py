@@ -254,7 +254,8 @@ def check_id_values(ids, name, *, fix=None):
     TypeError
         If an id is unhashable (a list, a dict, a set).
     ValueError
-        If two distinct ids have the same string form.
+        If two distinct ids have the same string form, or a bool is among ids of other types
+        (``True`` is the same key as ``1``: two entities would become one).
     """
     ids = np.asarray(ids)
     if ids.dtype != object or len(ids) == 0:
@@ -271,6 +272,13 @@ def check_id_values(ids, name, *, fix=None):
                 f"({type(value).__name__}). Ids must be ints or strings (one id per entry): "
                 "flatten or convert that entry."
             ) from None
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(
+                f"{name} holds the bool {bool(value)!r} at position {position} among ids of other "
+                f"types; {bool(value)!r} is the same key as {int(value)}, so two entities would "
+                "become one. Ids must be ints or strings: map the bools to ids of the column's type "
+                "first."
+            )
     clash = _type_clashes(ids)
     if clash:
         fix = fix or "convert every id to one type first, e.g. ids.astype(str)"
