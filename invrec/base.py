@@ -591,7 +591,7 @@ class BaseRecommender(BaseEstimator):
         Users that are all unknown because their ids differ from the fitted ones in type only
         (``"0"`` for ``0``) raise even with 'ignore': skipping them would skip everyone.
         """
-        users = _as_ids(users, "users")
+        users = as_id_array(users, "users")
         codes = self._user_index.get_indexer(users)
         known = codes >= 0
         if not known.all() and (self.handle_unknown == "error" or not known.any()):
@@ -765,7 +765,7 @@ class BaseRecommender(BaseEstimator):
                 return None, None, None
             new_ids, content = self._new_item_content(features, new)
             return None, new_ids, content
-        items = _as_ids(items, "items")
+        items = as_id_array(items, "items")
         pos = self._item_index.get_indexer(items)
         mask = np.zeros(self.n_items_, dtype=bool)
         mask[pos[pos >= 0]] = True
@@ -971,12 +971,6 @@ def reject_renamed(init):
 
 def _renamed_message(owner, key, hint):
     return f"{owner} has no parameter {key!r} any more: {hint}."
-
-
-def _as_ids(values, name):
-    """1-D array of raw ids (:func:`~invrec.utils.validation.as_id_array`): one id or an
-    array-like; a list mixing types keeps each id as given (no cast to str)."""
-    return as_id_array(values, name)
 
 
 def _join_ids(first, second):

@@ -39,7 +39,6 @@ raised.
 from __future__ import annotations
 
 import contextlib
-
 import numbers
 
 import numpy as np

@@ -22,3 +22,18 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} is absent; the real-data tests need ../shared/data")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def small_split():
+    """A small generated problem and a per-user split of it: ``(bunch, train, test)``.
+
+    The fitted-estimator suites (the contract, persistence) share it; treat it as read-only.
+    """
+    from invrec.datasets import make_multimodal_interactions
+    from invrec.model_selection import train_test_split
+
+    bunch = make_multimodal_interactions(n_users=40, n_items=30, interactions_per_user=4,
+                                         test_interactions_per_user=1, random_state=0)
+    train, test = train_test_split(bunch.interactions, test_size=0.25, by="user", random_state=0)
+    return bunch, train, test

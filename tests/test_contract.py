@@ -21,11 +21,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
 from invrec.eior import EIORRecommender, EIORRegressor
 from invrec.invariance import EnvironmentInference, MaskLearning
-from invrec.datasets import make_multimodal_interactions
 from invrec.metrics import make_ranking_scorer
 from invrec.milk import MILKRecommender
 from invrec.painvrl import PaInvRLRecommender
-from invrec.model_selection import PerUserHoldout, train_test_split
+from invrec.model_selection import PerUserHoldout
 from invrec.utils.discovery import all_estimators
 
 TINY_TRAINING = dict(max_epochs=3, batch_size=64, embedding_dim=4, content_dim=4, n_negatives=4)
@@ -106,11 +105,8 @@ def test_sklearn_checks(estimator, check):
 
 # ---------------------------------------------------------------- recommender contract
 @pytest.fixture(scope="module")
-def data():
-    data = make_multimodal_interactions(n_users=40, n_items=30, interactions_per_user=4,
-                                        test_interactions_per_user=1, random_state=0)
-    train, test = train_test_split(data.interactions, test_size=0.25, by="user", random_state=0)
-    return data, train, test
+def data(small_split):
+    return small_split
 
 
 @pytest.fixture(params=ESTIMATORS, ids=IDS)

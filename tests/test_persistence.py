@@ -19,11 +19,9 @@ from sklearn.base import clone
 
 import invrec
 from invrec.baselines import PopularityRecommender, UltraGCNRecommender
-from invrec.datasets import make_multimodal_interactions
 from invrec.eior import EIORRecommender, EIORRegressor
 from invrec.invariance import EnvironmentInference, FusedObjective, Fusion, MaskLearning
 from invrec.milk import MILKRecommender
-from invrec.model_selection import train_test_split
 from invrec.painvrl import PaInvRLRecommender
 from invrec.persistence import (
     FORMAT_VERSION,
@@ -60,11 +58,8 @@ NAMES = sorted(name for name, _ in all_estimators())
 
 
 @pytest.fixture(scope="module")
-def data():
-    bunch = make_multimodal_interactions(n_users=40, n_items=30, interactions_per_user=4,
-                                         test_interactions_per_user=1, random_state=0)
-    train, test = train_test_split(bunch.interactions, test_size=0.25, by="user", random_state=0)
-    return bunch, train, test
+def data(small_split):
+    return small_split
 
 
 def _fit(model, data, train=None):
