@@ -114,7 +114,8 @@ class MaskLearning(BaseEstimator):
     sigma : float, default=0.01
         Gate noise of the stochastic-gate mask (InvRL: 0.01).
     learning_rate : float, default=1e-2
-        Adam step size of the gate means and of the stage's scorer (InvRL: 1e-3).
+        Adam step size of the gate means (InvRL: 1e-3); the stage's scorer trains at the
+        estimator's ``learning_rate``.
     l2 : float, default=0.1
         Weight of ``||mu||^2`` in the IRM objective (InvRL ``lam``: 0.1).
     penalty : {"invrl", "irmv1", "vrex"}, default="invrl"
