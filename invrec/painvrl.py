@@ -93,6 +93,15 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         in distribution; invrec's knob, see the benchmarks).
     init_std : float, default=0.01
         Standard deviation of the initial weights (InvRL: 0.01).
+    decorrelate : {"both", "ids", "content", "none"}, default="both"
+        What the final model makes blind to the variant view of the content (the dimensions the
+        final mask cuts, at or below 0.5): the item id embeddings, projected off the variant
+        view's leading principal directions, and the kept dimensions, read as their residual
+        after a ridge regression on the cut ones (:mod:`invrec.invariance.decorrelation`).
+        Item ids
+        otherwise learn the spurious attribute from exposure (R^2 0.70 on the generator's
+        ``agree`` regime) and kept spurious dimensions pass at full strength: "none" is InvRL's
+        and the published PaInvRL's model (the guide has the figures).
     environments : EnvironmentInference, str or None, default=None
         Stage 1. An :class:`~invrec.invariance.EnvironmentInference` (its settings: number of
         environments, width, rounds, tolerance, epochs); None uses its defaults (InvRL's code:
@@ -189,6 +198,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, environments=None, mask=None, n_outer_iter=2, fusion=None,
+                 decorrelate="both",
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
@@ -202,6 +212,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         self.l2_content = l2_content
         self.item_l2_ratio = item_l2_ratio
         self.item_id_weight = item_id_weight
+        self.decorrelate = decorrelate
         self.init_std = init_std
         self.environments = environments
         self.mask = mask

@@ -127,7 +127,7 @@ SYNTH = dict(embedding_dim=32, content_dim=32, batch_size=256, learning_rate=1e-
              l2_embedding=1e-2, l2_content=1e-2, max_epochs=100, n_iter_no_change=10)
 PAINVRL = dict(environments=EnvironmentInference(3, max_rounds=3, epochs=5), n_outer_iter=2,
                mask=MaskLearning(epochs=10, learning_rate=1e-2, l2=0.0, threshold="auto"),
-               fusion="invariant", item_l2_ratio=20.0)
+               fusion="invariant", item_l2_ratio=20.0, decorrelate="none")
 
 
 def test_synthetic_mask_ranks_invariant_dimensions_and_helps_out_of_distribution():

@@ -30,17 +30,24 @@ def final_environments(result, data):
 def build_fused_model(estimator, data, mask):
     """The fused item model of ``estimator``'s widths, fusion and item id weight.
 
-    ``mask`` is the stages' final mask (None without content: every dimension kept).
+    ``mask`` is the stages' final mask (None without content: every dimension kept). With the
+    estimator's ``decorrelate`` other than "none", the model's ids and/or kept content are made
+    blind to the variant view, fitted on the items with training rows.
     """
     features = data.features if data.features is not None else torch.zeros(
         data.n_items, 0, device=data.device)
     if mask is None:
         mask = torch.ones(features.shape[1], device=data.device)
     fusion = estimator._part("fusion")
-    return FusedItemModel(data.n_users, data.n_items, features, mask, id_dim=estimator.embedding_dim,
-                          content_dim=estimator.content_dim, fusion=fusion,
-                          item_id_weight=estimator.item_id_weight, init_std=estimator.init_std,
-                          generator=data.generator)
+    model = FusedItemModel(data.n_users, data.n_items, features, mask, id_dim=estimator.embedding_dim,
+                           content_dim=estimator.content_dim, fusion=fusion,
+                           item_id_weight=estimator.item_id_weight, init_std=estimator.init_std,
+                           generator=data.generator)
+    blind = estimator.decorrelate
+    if blind != "none":
+        trained = torch.nonzero(torch.as_tensor(data.item_degree, device=data.device) > 0).ravel()
+        model.decorrelate(trained, ids=blind in ("both", "ids"), content=blind in ("both", "content"))
+    return model
 
 
 def train_fused_model(estimator, model, objective, data):

@@ -8,6 +8,10 @@ A user and an item meet in the UltraGCN-style score ``U_u . [alpha V_i ; f_i]``,
 item id weight: item id embeddings can absorb exposure bias that no content mask removes, and
 ``alpha = 0`` drops them. PaInvRL trains the fused score; EIOR adds the invariant-only and
 variant-only scores (:meth:`~invrec.invariance.FusedItemModel.part_scores`) to its loss.
+
+:meth:`~invrec.invariance.FusedItemModel.decorrelate` makes the ids and the invariant view
+blind to the variant view (see :mod:`invrec.invariance.decorrelation`): ids projected off the
+variant content's leading directions, kept dimensions read as their residual on the cut ones.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .._moved import moved_names
 from ..nn.init import normal_, normal_linear_
 from ..nn.optim import l2_parameter_groups
 from ..nn.scoring import _distinct
+from .decorrelation import variant_item_basis, variant_residual
 from .fusion import Fusion
 
 __all__ = ["FusedItemModel", "PARTS"]
@@ -85,11 +90,48 @@ class FusedItemModel(nn.Module):
             if isinstance(fusion, str):
                 fusion = Fusion(mode=fusion)
             self.fusion = fusion.build(self.content_dim, generator=generator).to(device, dtype)
+        # Decorrelation from the variant view (empty: off, see decorrelate).
+        self.register_buffer("id_basis", features.new_zeros(self.n_items, 0))
+        self.register_buffer("residual_mean", features.new_zeros(0))
+        self.register_buffer("residual_coef", features.new_zeros(0, 0))
+
+    def decorrelate(self, train_items, *, ids=True, content=True):
+        """Make the item ids (``ids``) and the invariant view (``content``) blind to the variant view.
+
+        ``train_items`` (LongTensor) are the items with training interactions, on which both maps
+        are fitted. With a mask that keeps or cuts every dimension both stay off. Returns self.
+        """
+        if self.content_dim == 0:
+            return self
+        if ids:
+            self.id_basis = variant_item_basis(self.features, self.mask, train_items)
+        if content:
+            self.residual_mean, self.residual_coef = variant_residual(self.features, self.mask, train_items)
+        return self
+
+    def residual_content(self, x):
+        """Content rows ``x`` with their kept dimensions replaced by the residual on the variant ones."""
+        coef = getattr(self, "residual_coef", None)
+        if coef is None or coef.numel() == 0:
+            return x
+        kept = self.mask > 0.5
+        x = x.clone()
+        x[:, kept] = x[:, kept] - (x[:, ~kept] - self.residual_mean) @ coef
+        return x
+
+    def item_ids(self, items=None):
+        """Item id embeddings as the scores read them: projected off ``id_basis`` when set."""
+        table = self.item_embedding
+        basis = getattr(self, "id_basis", None)
+        if basis is None or basis.shape[1] == 0:
+            return table if items is None else table[items]
+        loadings = basis.T @ table
+        return table - basis @ loadings if items is None else table[items] - basis[items] @ loadings
 
     # ------------------------------------------------------------------ content
     def content_parts(self, x):
         """``(z_inv, z_var, fused, weights)`` of content rows ``x`` of shape (n, d)."""
-        z_inv = self.invariant(x * self.mask)
+        z_inv = self.invariant(self.residual_content(x) * self.mask)
         z_var = self.variant(x * (1.0 - self.mask))
         fused, weights = self.fusion(z_inv, z_var)
         return z_inv, z_var, fused, weights
@@ -113,7 +155,7 @@ class FusedItemModel(nn.Module):
 
     def item_vectors(self, items=None):
         """Fused item vectors ``[alpha V_i ; f_i]``."""
-        ids = self.item_embedding if items is None else self.item_embedding[items]
+        ids = self.item_ids(items)
         if self.content_dim == 0:
             return self.item_id_weight * ids
         x = self.features if items is None else self.features[items]
@@ -150,8 +192,9 @@ class FusedItemModel(nn.Module):
         """
         u = self.user_vectors(users)
         u_id, u_c = u[:, :self.id_dim], u[:, self.id_dim:]
-        pos_id = (u_id * self.item_embedding[items]).sum(-1) * self.item_id_weight
-        neg_id = None if negatives is None else (u_id @ self.item_embedding[negatives].T) * self.item_id_weight
+        table = self.item_ids()
+        pos_id = (u_id * table[items]).sum(-1) * self.item_id_weight
+        neg_id = None if negatives is None else (u_id @ table[negatives].T) * self.item_id_weight
         if self.content_dim == 0:
             return [(pos_id, neg_id)] * len(parts)
         # The content of each distinct item once (a batch repeats items): positives and negatives.

@@ -351,7 +351,12 @@ def stage_attributes(result, data, user_ids, item_ids):
 
 
 #: Constraint of a fused model's ``fusion`` parameter: None (the defaults), a mode, or a Fusion.
-FUSION_CONSTRAINTS = {"fusion": [None, StrOptions(set(FUSION_MODES)), Fusion]}
+#: What the fused model makes blind to the variant view of the content (its ``decorrelate``,
+#: :meth:`~invrec.invariance.FusedItemModel.decorrelate`): item ids and kept content, one, none.
+DECORRELATE = ("both", "ids", "content", "none")
+
+FUSION_CONSTRAINTS = {"fusion": [None, StrOptions(set(FUSION_MODES)), Fusion],
+                      "decorrelate": [StrOptions(set(DECORRELATE))]}
 
 #: Constraints of the stage parameters of an invariant method, and of its item-id weight.
 STAGE_CONSTRAINTS = {
