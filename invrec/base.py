@@ -32,7 +32,7 @@ from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import validation_holdout_mask
 from .training import EarlyStopping, train_epochs
 from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
-from .utils.ranking import chunked_top_k, rankings_to_frame
+from .utils.ranking import chunked_top_k, rankings_to_frame, similar_rows
 from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
                                check_same_id_types, type_mismatch_hint)
 
@@ -170,6 +170,11 @@ class BaseRecommender(BaseEstimator):
     training interaction), ``n_users_``, ``n_items_``, ``item_features_`` (the features aligned
     to the catalog, missing rows as NaN, or None), ``history_`` (one dict per epoch) and
     ``device_`` (where the model was trained).
+
+    Estimators that learn vectors (a ``module_`` with ``user_vectors()`` and ``item_vectors()``)
+    also expose them as ``user_embeddings_`` and ``item_embeddings_`` (read-only arrays, rows in
+    the order of ``user_ids_`` and ``item_ids_``) and rank neighbours by their cosine similarity
+    with :meth:`similar_items` and :meth:`similar_users`.
     """
 
     #: Fitted attributes holding torch state; moved to the CPU when pickled.
@@ -591,18 +596,28 @@ class BaseRecommender(BaseEstimator):
         Users that are all unknown because their ids differ from the fitted ones in type only
         (``"0"`` for ``0``) raise even with 'ignore': skipping them would skip everyone.
         """
-        users = as_id_array(users, "users")
-        codes = self._user_index.get_indexer(users)
+        return self._encode_ids(users, self._user_index, "users", "user id(s) were not seen in fit",
+                                "known users")
+
+    def _encode_items(self, items):
+        """Encoded catalog items and a mask of the known ones, as :meth:`_encode_users` for users."""
+        return self._encode_ids(items, self._item_index, "items", "item id(s) are not in the catalog",
+                                "catalog items")
+
+    def _encode_ids(self, values, index, name, unknown, known_ones):
+        """Raw ids, their codes in ``index`` and the mask of the known ones (``handle_unknown``)."""
+        values = as_id_array(values, name)
+        codes = index.get_indexer(values)
         known = codes >= 0
         if not known.all() and (self.handle_unknown == "error" or not known.any()):
-            hint = type_mismatch_hint(users[~known], self._user_index)
+            hint = type_mismatch_hint(values[~known], index)
             if self.handle_unknown == "error" or hint:
-                shown = pd.unique(users[~known])[:5].tolist()
+                shown = pd.unique(values[~known])[:5].tolist()
                 raise ValueError(
-                    f"{int((~known).sum())} user id(s) were not seen in fit, e.g. {shown}.{hint} Pass "
-                    "known users, or set handle_unknown='ignore' to skip them."
+                    f"{int((~known).sum())} {unknown}, e.g. {shown}.{hint} Pass "
+                    f"{known_ones}, or set handle_unknown='ignore' to skip them."
                 )
-        return users, codes, known
+        return values, codes, known
 
     def predict(self, X, *, item_features=None):
         """Score each (user, item) row of ``X``.
@@ -733,6 +748,156 @@ class BaseRecommender(BaseEstimator):
             keep = self._user_index.get_indexer(table[USER]) >= 0
             X, y = table.loc[keep], None if y is None else y[keep]
         return make_ranking_scorer(SCORE_METRIC, k=SCORE_K)(self, X, y)
+
+    # ------------------------------------------------------------------ learned vectors
+    @property
+    def user_embeddings_(self):
+        """Learned user vectors, one row per user in the order of ``user_ids_``.
+
+        A read-only copy (``ndarray`` of shape ``(n_users_, d)``): writing to it raises, and the
+        model never changes under it. The vectors are the ones the model scores with
+        (``module_.user_vectors()``; their dot product with ``item_embeddings_`` is the score of
+        a ranking model). Raises :class:`~sklearn.exceptions.NotFittedError` before ``fit``, and
+        an ``AttributeError`` for an estimator without learned vectors
+        (:class:`~invrec.baselines.PopularityRecommender`).
+        """
+        return self._embeddings("user")
+
+    @property
+    def item_embeddings_(self):
+        """Learned item vectors, one row per catalog item in the order of ``item_ids_``.
+
+        A read-only copy (``ndarray`` of shape ``(n_items_, d)``), as :attr:`user_embeddings_`:
+        ``module_.item_vectors()``, the id part next to the content part where the model has one
+        (a new item scored from content alone has no row here). Raises
+        :class:`~sklearn.exceptions.NotFittedError` before ``fit``, and an ``AttributeError``
+        for an estimator without learned vectors.
+        """
+        return self._embeddings("item")
+
+    def similar_items(self, items, n=10):
+        """The ``n`` catalog items most similar to each of ``items``, by cosine of their vectors.
+
+        Similarity is the cosine between rows of :attr:`item_embeddings_` (the vectors the model
+        scores with); each item is left out of its own list. Scored in chunks of items against
+        the catalog, so memory stays bounded whatever the catalog's size.
+
+        Parameters
+        ----------
+        items : array-like of raw item ids, or one id
+            Catalog items to find neighbours for. An id outside the catalog raises a
+            ``ValueError``, or, with ``handle_unknown="ignore"``, gets no rows.
+        n : int, default=10
+            Neighbours per item (fewer when the catalog has at most ``n`` items).
+
+        Returns
+        -------
+        DataFrame
+            The long format of :meth:`recommend`: columns ``item`` (the query), ``similar_item``,
+            ``score`` (the cosine similarity, in [-1, 1]) and ``rank`` (1-based), queries in the
+            given order.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        AttributeError
+            If the estimator learns no vectors (popularity ranks by counts: nothing to compare).
+        ValueError
+            For unknown ids (see ``items``).
+
+        See Also
+        --------
+        similar_users : The same for users.
+
+        Examples
+        --------
+        >>> from invrec.baselines import UltraGCNRecommender
+        >>> from invrec.datasets import make_multimodal_interactions
+        >>> data = make_multimodal_interactions(n_users=30, n_items=20, random_state=0)
+        >>> model = UltraGCNRecommender(max_epochs=1, embedding_dim=8, content_dim=8,
+        ...                             early_stopping=False, random_state=0)
+        >>> model = model.fit(data.interactions, item_features=data.item_features)
+        >>> neighbours = model.similar_items([0, 1], n=3)
+        >>> neighbours.columns.tolist()
+        ['item', 'similar_item', 'score', 'rank']
+        >>> neighbours.groupby("item").size().tolist()
+        [3, 3]
+        """
+        return self._similar("item", items, n)
+
+    def similar_users(self, users, n=10):
+        """The ``n`` users most similar to each of ``users``, by cosine of their vectors.
+
+        Similarity is the cosine between rows of :attr:`user_embeddings_`; each user is left out
+        of its own list. Scored in chunks of users against every user, memory bounded.
+
+        Parameters
+        ----------
+        users : array-like of raw user ids, or one id
+            Users seen in fit. An unknown id raises a ``ValueError``, or, with
+            ``handle_unknown="ignore"``, gets no rows.
+        n : int, default=10
+            Neighbours per user (fewer when there are at most ``n`` users).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``user`` (the query), ``similar_user``, ``score`` (the cosine similarity)
+            and ``rank`` (1-based), queries in the given order.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        AttributeError
+            If the estimator learns no vectors.
+        ValueError
+            For unknown ids (see ``users``).
+
+        See Also
+        --------
+        similar_items : The same for items.
+        """
+        return self._similar("user", users, n)
+
+    def _similar(self, kind, ids, n):
+        """Neighbours of ``kind`` ("user" or "item") by cosine of the learned vectors."""
+        module = self._vector_module(f"similar_{kind}s")
+        n = check_int(n, "n")
+        if kind == "user":
+            ids, codes, known = self._encode_users(ids)
+        else:
+            ids, codes, known = self._encode_items(ids)
+        with torch.no_grad():
+            vectors = module.user_vectors() if kind == "user" else module.item_vectors()
+        neighbours, similarity = similar_rows(vectors, codes[known], n)
+        return rankings_to_frame(ids[known], neighbours, similarity,
+                                 item_ids=self.user_ids_ if kind == "user" else self.item_ids_,
+                                 columns=(kind, f"similar_{kind}"))
+
+    def _embeddings(self, kind):
+        """A read-only CPU copy of the module's user or item vectors."""
+        module = self._vector_module(f"{kind}_embeddings_")
+        with torch.no_grad():
+            vectors = module.user_vectors() if kind == "user" else module.item_vectors()
+        out = vectors.detach().to("cpu", copy=True).numpy()
+        out.flags.writeable = False
+        return out
+
+    def _vector_module(self, what):
+        """The fitted ``module_`` when it has user and item vectors; else why ``what`` is missing."""
+        self._check_fitted()
+        module = getattr(self, "module_", None)
+        if not all(callable(getattr(module, name, None)) for name in ("user_vectors", "item_vectors")):
+            raise AttributeError(
+                f"{type(self).__name__} has no {what}: it learns no user and item vectors (its "
+                "scores do not come from a model with user_vectors() and item_vectors()), so "
+                "there is nothing to compare or expose. Use an estimator that learns vectors, "
+                "such as UltraGCNRecommender, PaInvRLRecommender, EIORRecommender or "
+                "MILKRecommender."
+            )
+        return module
 
     @contextlib.contextmanager
     def _scoring_pairs(self, table):

@@ -44,7 +44,9 @@ import numbers
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.utils import get_tags
 
+from invrec.pipeline import resolve_final_step as _resolve_final_step
 from invrec.utils.params import check_bool, check_int
 from invrec.utils.validation import ITEM, USER, check_interactions
 
@@ -65,6 +67,7 @@ __all__ = [
     "make_rating_scorer",
     "RatingScorer",
     "RATING_METRIC_NAMES",
+    "get_scorer",
 ]
 
 RANK = "rank"
@@ -640,6 +643,39 @@ def _check_candidates(candidates):
     return ids
 
 
+def _name(estimator):
+    """The estimator's class name, for error messages."""
+    return type(estimator).__name__
+
+
+def _check_rating_model(estimator):
+    """Refuse an estimator whose ``predict`` does not give ratings (a TypeError naming it)."""
+    if not callable(getattr(estimator, "predict", None)):
+        raise TypeError(
+            f"make_rating_scorer cannot score {_name(estimator)}: it has no predict method. Pass a "
+            f"rating regressor (such as invrec.eior.EIORRegressor), or a pipeline ending in one."
+        )
+    if callable(getattr(estimator, "recommend", None)) and not _predicts_ratings(estimator):
+        raise TypeError(
+            f"make_rating_scorer scores predicted ratings, but {_name(estimator)} is a ranking model: "
+            f"its predict gives ranking scores on no rating scale, so an RMSE of them means "
+            f"nothing. Score it with make_ranking_scorer, or fit a rating regressor (such as "
+            f"invrec.eior.EIORRegressor) on the ratings."
+        )
+
+
+def _predicts_ratings(estimator):
+    """Whether a recommender is a rating regressor: invrec's mixin, or sklearn's regressor tag."""
+    from invrec.regression import RatingRegressorMixin      # it imports this module
+
+    if isinstance(estimator, RatingRegressorMixin):
+        return True
+    try:
+        return get_tags(estimator).estimator_type == "regressor"
+    except AttributeError:          # an object without scikit-learn tags
+        return False
+
+
 class RankingScorer:
     """Scorer ``scorer(estimator, X, y=None) -> float`` built by :func:`make_ranking_scorer`.
 
@@ -700,7 +736,25 @@ class RankingScorer:
         return unseen
 
     def __call__(self, estimator, X, y=None):
-        """Score ``estimator`` on the held-out interactions ``X`` (see the ranking protocol)."""
+        """Score ``estimator`` on the held-out interactions ``X`` (see the ranking protocol).
+
+        A pipeline is scored through its final step, on ``X`` as its transform steps leave it
+        (:func:`invrec.pipeline.resolve_final_step`).
+
+        Raises
+        ------
+        TypeError
+            If the estimator (a pipeline's final step) has no ``recommend``: it cannot rank.
+        ValueError
+            If no row of ``X`` is relevant.
+        """
+        estimator, X = _resolve_final_step(estimator, X)
+        if not callable(getattr(estimator, "recommend", None)):
+            raise TypeError(
+                f"make_ranking_scorer cannot score {_name(estimator)}: it cannot rank (it has no "
+                f"recommend(users, n=...) method). Pass an invrec recommender, or a pipeline "
+                f"ending in one (invrec.pipeline.make_pipeline)."
+            )
         table, y = check_interactions(X, y)
         if y is not None:
             table = table.loc[np.asarray(y > 0)]
@@ -887,7 +941,21 @@ class RatingScorer:
         )
 
     def __call__(self, estimator, X, y=None):
-        """Negated error of ``estimator.predict(X)`` against the ratings ``y`` (or ``X[column]``)."""
+        """Negated error of ``estimator.predict(X)`` against the ratings ``y`` (or ``X[column]``).
+
+        A pipeline is scored through its final step, on ``X`` as its transform steps leave it.
+
+        Raises
+        ------
+        TypeError
+            If the estimator (a pipeline's final step) has no ``predict``, or is a ranking model
+            (it has ``recommend`` and is not a rating regressor): its scores are not ratings.
+        ValueError
+            If there is no rating to score against, or a prediction is NaN (unless
+            ``skip_missing``).
+        """
+        estimator, X = _resolve_final_step(estimator, X)
+        _check_rating_model(estimator)
         table, y = check_interactions(X, y)
         if y is None:
             if self.column not in table.columns:
@@ -944,3 +1012,80 @@ def make_rating_scorer(metric="rmse", *, column="rating", skip_missing=False):
     -1.0
     """
     return RatingScorer(metric, column, skip_missing)
+
+
+# --------------------------------------------------------------------------------------------
+# Scorers by name
+# --------------------------------------------------------------------------------------------
+
+#: Names :func:`get_scorer` reads as rating scorers (negated errors, as sklearn's ``neg_*``).
+_RATING_SCORER_NAMES = {f"neg_{name}": name for name in RATING_METRIC_NAMES}
+
+
+def get_scorer(scoring, **options):
+    """An invrec scorer from its name, such as ``"ndcg@20"``; a callable is returned as it is.
+
+    scikit-learn reads a ``scoring`` string from its own fixed table of names
+    (:func:`sklearn.metrics.get_scorer_names`), which has no public way to add names (scikit-learn
+    1.9 included), so ``GridSearchCV(scoring="ndcg@20")`` cannot work. Pass
+    ``scoring=get_scorer("ndcg@20")`` instead: a scorer object is accepted wherever scikit-learn
+    takes a callable, alone or in a dict of several metrics. Beware that scikit-learn's
+    ``"recall"`` and ``"precision"`` strings are classification metrics (of ``predict`` against
+    labels ``y``), not ranking ones.
+
+    Parameters
+    ----------
+    scoring : str or callable
+        ``"<metric>@<k>"`` with a metric among :data:`METRIC_NAMES` (``"ndcg@20"``,
+        ``"recall@10"``, ``"map@5"``); a bare metric name is ``k=20`` (``"ndcg"`` is
+        ``"ndcg@20"``); ``"neg_rmse"`` or ``"neg_mae"`` for a rating scorer (the negated error).
+        A callable (an existing scorer) is returned unchanged.
+    **options
+        Keyword arguments of :func:`make_ranking_scorer` (``candidates``, ``exclude_seen``) or
+        :func:`make_rating_scorer` (``column``, ``skip_missing``).
+
+    Returns
+    -------
+    RankingScorer, RatingScorer or the given callable
+
+    Raises
+    ------
+    ValueError
+        On a name that is none of these (the message lists the valid forms), or on options
+        given with a callable.
+
+    Examples
+    --------
+    >>> from invrec.metrics import get_scorer
+    >>> get_scorer("recall@10", candidates="unseen")
+    make_ranking_scorer(metric='recall', k=10, candidates='unseen', exclude_seen=True)
+    >>> get_scorer("ndcg")
+    make_ranking_scorer(metric='ndcg', k=20, candidates='all', exclude_seen=True)
+    >>> get_scorer("neg_mae")
+    make_rating_scorer(metric='mae', column='rating', skip_missing=False)
+
+    Several metrics at once, for ``GridSearchCV(scoring=..., refit="ndcg@20")``::
+
+        scoring = {name: get_scorer(name) for name in ("ndcg@20", "recall@20")}
+    """
+    if callable(scoring) and not isinstance(scoring, str):
+        if options:
+            raise ValueError(f"options {sorted(options)} apply to a scorer name only; the callable "
+                             f"{scoring!r} is returned as it is.")
+        return scoring
+    if not isinstance(scoring, str):
+        raise ValueError(f"scoring must be a scorer name such as 'ndcg@20', or a callable; got "
+                         f"{scoring!r}.")
+    if scoring in _RATING_SCORER_NAMES:
+        return make_rating_scorer(_RATING_SCORER_NAMES[scoring], **options)
+    metric, at, k = scoring.partition("@")
+    if metric in _FORMULAS and (not at or k.isdigit()):
+        return make_ranking_scorer(metric, int(k) if at else 20, **options)
+    hint = (" Ratings are scored as negated errors: use 'neg_rmse' or 'neg_mae'."
+            if scoring in RATING_METRIC_NAMES else "")
+    raise ValueError(
+        f"{scoring!r} is not an invrec scorer name. Valid names are '<metric>@<k>' (or '<metric>' "
+        f"for k=20) with a metric among {list(METRIC_NAMES)}, for example 'ndcg@20', and "
+        f"{sorted(_RATING_SCORER_NAMES)}.{hint} scikit-learn's own names are read by "
+        f"sklearn.metrics.get_scorer."
+    )

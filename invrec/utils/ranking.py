@@ -4,6 +4,8 @@ Scores of a chunk of users against the whole catalog form a dense ``(n_users, n_
 the model's device; excluded items (a user's training items) and non-candidates are set to
 ``-inf`` and :func:`torch.topk` picks the best ``k``. Rows with fewer than ``k`` eligible items are
 padded with ``-1``. Nothing loops over users in Python: the caller walks over user *chunks*.
+:func:`similar_rows` ranks with the same kernel by cosine similarity between the rows of one
+vector table (items like an item, users like a user).
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-__all__ = ["top_k", "chunked_top_k", "rankings_to_frame"]
+__all__ = ["top_k", "chunked_top_k", "rankings_to_frame", "similar_rows"]
+
+#: Scores :func:`similar_rows` computes at once when no ``chunk_size`` is given (about 64 MB of
+#: float32): ``2**24 // n_rows`` query rows per chunk, between 1 and 4096.
+SIMILAR_CHUNK_SCORES = 1 << 24
 
 
 def top_k(scores, k, *, exclude=None, candidates=None):
@@ -103,7 +109,7 @@ def chunked_top_k(score_fn, users, k, *, exclude=None, candidates=None, chunk_si
     return np.concatenate(out_items), np.concatenate(out_values)
 
 
-def rankings_to_frame(users, items, scores, *, item_ids=None):
+def rankings_to_frame(users, items, scores, *, item_ids=None, columns=("user", "item")):
     """Long recommendation table from the output of :func:`top_k`.
 
     Parameters
@@ -116,19 +122,87 @@ def rankings_to_frame(users, items, scores, *, item_ids=None):
         Their scores.
     item_ids : array-like, default=None
         Raw id of each column index; None keeps the indices.
+    columns : (str, str), default=("user", "item")
+        Names of the column of ``users`` and of the column of the ranked ids
+        (``("item", "similar_item")`` for the neighbours of items).
 
     Returns
     -------
     DataFrame
-        Columns ``user``, ``item``, ``score``, ``rank`` (1-based), users in the given order.
+        Columns ``user``, ``item`` (or ``columns``), ``score``, ``rank`` (1-based), users in the
+        given order.
     """
+    query, ranked = columns
     users = np.asarray(users)
     keep = items >= 0
     rows, ranks = np.nonzero(keep)
     picked = items[keep]
     return pd.DataFrame({
-        "user": users[rows],
-        "item": picked if item_ids is None else np.asarray(item_ids)[picked],
+        query: users[rows],
+        ranked: picked if item_ids is None else np.asarray(item_ids)[picked],
         "score": scores[keep],
         "rank": ranks + 1,
     })
+
+
+def similar_rows(vectors, rows, k, *, chunk_size=None):
+    """The ``k`` rows of ``vectors`` most similar to each of ``rows`` by cosine, itself excluded.
+
+    Every row is scaled to unit length once (a zero row stays zero: its similarity to anything
+    is 0), then each chunk of query rows is scored against the whole table with one matrix
+    product and ranked by :func:`chunked_top_k`, the query's own row excluded (``-inf``).
+
+    Parameters
+    ----------
+    vectors : Tensor or ndarray of shape (n_rows, d)
+        One vector per row (for example a model's item vectors); not modified.
+    rows : array-like of int of shape (n_queries,)
+        Row indices to find neighbours for (repeats allowed).
+    k : int
+        Neighbours per query (at most ``n_rows - 1``).
+    chunk_size : int, default=None
+        Queries scored at once, bounding memory at ``chunk_size * n_rows`` scores; None takes
+        ``SIMILAR_CHUNK_SCORES // n_rows`` (between 1 and 4096). The neighbours do not depend on it
+        (the similarities only up to float rounding, as any matrix product of another shape).
+
+    Returns
+    -------
+    neighbours : ndarray of int64 of shape (n_queries, min(k, n_rows))
+        Row indices in decreasing similarity, ``-1`` where a query ran out of other rows.
+    similarities : ndarray of float of shape (n_queries, min(k, n_rows))
+        Their cosine similarities, ``-inf`` at the padding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invrec.utils.ranking import similar_rows
+    >>> vectors = np.array([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0]], dtype=np.float32)
+    >>> neighbours, _ = similar_rows(vectors, [0, 2], k=2)
+    >>> neighbours
+    array([[1, 2],
+           [1, 0]])
+    """
+    vectors = torch.as_tensor(np.array(vectors) if isinstance(vectors, np.ndarray) else vectors)
+    if vectors.ndim != 2:
+        raise ValueError(f"vectors must be 2-D (n_rows, d); got shape {tuple(vectors.shape)}.")
+    if not vectors.is_floating_point():
+        vectors = vectors.float()
+    n_rows = vectors.shape[0]
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"rows must be indices of vectors' {n_rows} rows; got values in "
+                         f"[{rows.min()}, {rows.max()}].")
+    if chunk_size is None:
+        chunk_size = max(1, min(4096, SIMILAR_CHUNK_SCORES // max(n_rows, 1)))
+    with torch.no_grad():
+        unit = torch.nn.functional.normalize(vectors.detach(), dim=1)
+
+    def cosine(chunk):
+        return unit[torch.as_tensor(chunk, device=unit.device)] @ unit.T
+
+    itself = sp.identity(n_rows, dtype=np.float32, format="csr")
+    neighbours, similarities = chunked_top_k(cosine, rows, k, exclude=itself, chunk_size=chunk_size)
+    if len(rows) == 0:                          # the (0, 0) of no chunk: keep the promised width
+        width = int(min(k, n_rows))
+        return np.empty((0, width), np.int64), np.empty((0, width), np.float64)
+    return neighbours, similarities

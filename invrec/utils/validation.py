@@ -3,7 +3,10 @@
 The interaction table ``X`` holds one row per observed (user, item) interaction. It is either a
 :class:`pandas.DataFrame` with ``user`` and ``item`` columns (extra columns such as ``timestamp``,
 ``rating`` or ``environment`` ride along) or any ``(n, 2)`` array-like of raw ids; a table of
-another library with a ``to_pandas()`` method (polars, Arrow) is converted and read by column name.
+another library with a ``to_pandas()`` method (polars, Arrow) is converted and read by column name
+(neither library is needed otherwise). A scipy sparse user x item matrix is read as implicit reads
+one: rows are users, columns items, the row and column indices are the ids, and each stored
+non-zero entry is one interaction whose value is its weight (:func:`interactions_from_sparse`).
 Ids are raw: ints or strings, not necessarily contiguous. Each id keeps its type: the int ``0`` and
 the string ``"0"`` are different ids, so a column (or an id list) holding both is refused, as are
 unhashable ids (lists, dicts).
@@ -12,6 +15,7 @@ unhashable ids (lists, dicts).
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,8 +28,18 @@ from .params import check_choice, check_float, check_fraction, check_int  # noqa
 USER = "user"
 ITEM = "item"
 
-__all__ = ["USER", "ITEM", "check_interactions", "check_rng", "check_fraction", "as_id_array",
-           "check_id_values", "check_same_id_types", "type_mismatch_hint"]
+__all__ = ["USER", "ITEM", "check_interactions", "interactions_from_sparse", "check_rng", "check_fraction",
+           "check_choice", "check_float", "check_int", "as_id_array", "check_id_values",
+           "check_same_id_types", "type_mismatch_hint"]
+
+#: Other spellings of the id columns that the error of a DataFrame without ``user`` / ``item``
+#: recognises (compared lower-cased, without ``_``, ``-``, spaces or dots), so it can name the
+#: exact ``rename`` to use. Nothing is renamed silently.
+COLUMN_SPELLINGS = {
+    USER: ("user", "users", "userid", "userids", "useridx", "uid", "customerid", "visitorid"),
+    ITEM: ("item", "items", "itemid", "itemids", "itemidx", "iid", "movieid", "productid",
+           "trackid", "artistid", "asin"),
+}
 
 
 def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=False):
@@ -33,11 +47,16 @@ def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=F
 
     Parameters
     ----------
-    X : DataFrame or array-like of shape (n_interactions, 2)
+    X : DataFrame, array-like of shape (n_interactions, 2) or sparse matrix
         A DataFrame needs ``user`` and ``item`` columns; an array's columns are (user, item).
         A polars or Arrow table (anything with ``to_pandas()``) is converted to a DataFrame.
+        A scipy sparse matrix of shape (n_users, n_items) is read by
+        :func:`interactions_from_sparse`: one row per stored non-zero entry (users in increasing
+        order, each user's items in increasing order), the row and column indices as ids and
+        the entries' values as ``y``.
     y : array-like of shape (n_interactions,), default=None
-        Optional per-row target (weights, labels or ratings), checked to match ``X``.
+        Optional per-row target (weights, labels or ratings), checked to match ``X``. Must be
+        None when ``X`` is a sparse matrix (its values are the target).
     require_columns : sequence of str, default=()
         Further columns that must be present (for example ``"timestamp"``).
     name : str, default="X"
@@ -52,23 +71,31 @@ def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=F
         A copy of ``X`` (the caller's object is never modified) with a ``RangeIndex``, so
         positions and labels agree.
     y : ndarray of shape (n_interactions,) or None
-        ``y`` as a 1-D array, or None.
+        ``y`` as a 1-D array, or None; for a sparse ``X``, the values of its entries.
 
     Raises
     ------
     ValueError
-        If ``X`` is empty (unless ``allow_empty``), lacks the ``user``/``item`` columns, has the
-        wrong shape, holds missing ids or ids that differ only in type (``0`` and ``"0"``), or if
-        ``y`` does not match it.
+        If ``X`` is empty (unless ``allow_empty``), lacks the ``user``/``item`` columns (the
+        message names the ``rename`` to use when it recognises the id columns), has the wrong
+        shape, holds missing ids or ids that differ only in type (``0`` and ``"0"``), if ``y``
+        does not match it, or if ``X`` is a sparse matrix given with a ``y`` or holding NaN or
+        infinite values.
     TypeError
-        If ``X`` is a sparse matrix, a dict, None or a scalar, or holds unhashable ids.
+        If ``X`` is a dict, None or a scalar, or holds unhashable ids.
     """
     if sp.issparse(X):
-        raise TypeError(
-            f"{name} is a sparse matrix; sparse input is not supported. Pass the interactions as "
-            "a DataFrame with 'user' and 'item' columns, e.g. from the matrix's nonzero entries: "
-            "pd.DataFrame({'user': M.row, 'item': M.col}) for a COO matrix M."
-        )
+        if y is not None:
+            raise ValueError(
+                f"{name} is a sparse user x item matrix, whose stored values are the target of "
+                "its interactions, so y must be None; pass the weights (or ratings) as the "
+                "matrix's values, or pass a DataFrame with 'user' and 'item' columns with y."
+            )
+        table, y = interactions_from_sparse(X, name)
+        if len(table) == 0 and not allow_empty:
+            raise ValueError(f"{name} is a sparse matrix without a stored non-zero entry; at "
+                             "least one interaction is required.")
+        return _check_required(table, require_columns, name), y
     if isinstance(X, Mapping):
         raise TypeError(
             f"{name} is a {type(X).__name__}; pass a DataFrame with 'user' and 'item' columns "
@@ -78,11 +105,7 @@ def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=F
     if isinstance(X, pd.DataFrame):
         missing = [c for c in (USER, ITEM) if c not in X.columns]
         if missing:
-            raise ValueError(
-                f"{name} is a DataFrame without the column(s) {missing}; it has "
-                f"{list(map(str, X.columns))[:10]}. Rename the id columns to 'user' and 'item', "
-                f"for example X.rename(columns={{'userID': 'user', 'itemID': 'item'}})."
-            )
+            raise ValueError(_missing_columns_message(X.columns, missing, name))
         table = X.reset_index(drop=True).copy()
     else:
         if isinstance(X, (str, bytes)) or X is None or np.isscalar(X):
@@ -111,11 +134,7 @@ def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=F
         if table[col].dtype == object:   # typed columns (ints, strings) cannot mix types
             check_id_values(table[col].to_numpy(), f"{name}'s {col} column",
                             fix=f"{name}['{col}'] = {name}['{col}'].astype(str)")
-    missing = [c for c in require_columns if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"{name} needs the column(s) {missing} for this operation; it has {list(map(str, table.columns))}."
-        )
+    table = _check_required(table, require_columns, name)
     if y is not None:
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -125,6 +144,131 @@ def check_interactions(X, y=None, *, require_columns=(), name="X", allow_empty=F
                 f"y must be 1-D with one value per row of {name} ({len(table)} rows); got shape {y.shape}."
             )
     return table, y
+
+
+def _check_required(table, require_columns, name):
+    """``table`` itself, or a ValueError naming the columns of ``require_columns`` it lacks."""
+    missing = [c for c in require_columns if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{name} needs the column(s) {missing} for this operation; it has {list(map(str, table.columns))}."
+        )
+    return table
+
+
+def interactions_from_sparse(matrix, name="X"):
+    """The interactions of a scipy sparse user x item matrix, with their values.
+
+    The convention of implicit (and of most matrix-factorisation libraries): row ``u`` is the
+    user with id ``u``, column ``i`` the item with id ``i``, and each stored non-zero entry is
+    one interaction whose value is its weight (or its rating, for a regressor). Explicit zeros
+    are no interaction, as in ``matrix.nonzero()``; duplicate entries of a COO matrix are summed,
+    as scipy does. Users without an entry (empty rows) and items without one (empty columns) are
+    not part of the interactions: an item joins a model's catalog through ``item_features``.
+
+    Parameters
+    ----------
+    matrix : scipy sparse matrix or array of shape (n_users, n_items)
+        Any format (CSR, CSC, COO, ...); it is not modified.
+    name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    table : DataFrame of shape (nnz, 2)
+        Columns ``user`` and ``item`` (int64 row and column indices), row by row: users in
+        increasing order, each user's items in increasing order (the order of the CSR form),
+        with a ``RangeIndex``. A DataFrame sorted by (user, item) fits the same model.
+    values : ndarray of shape (nnz,)
+        The value of each entry.
+
+    Raises
+    ------
+    ValueError
+        If ``matrix`` is not 2-D, or holds a NaN or infinite value (the message names the entry).
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from invrec.utils.validation import interactions_from_sparse
+    >>> M = sp.csr_array([[0, 2.0, 0], [1.0, 0, 0]])
+    >>> table, weights = interactions_from_sparse(M)
+    >>> table
+       user  item
+    0     0     1
+    1     1     0
+    >>> weights
+    array([2., 1.])
+    """
+    if not sp.issparse(matrix):
+        raise TypeError(f"{name} must be a scipy sparse matrix; got {type(matrix).__name__}.")
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} is a {matrix.ndim}-D sparse array; a user x item matrix of "
+                         "shape (n_users, n_items) is needed.")
+    csr = sp.csr_array(matrix, copy=True)       # a copy: the caller's arrays are never touched
+    csr.sum_duplicates()                        # also sorts each row's column indices
+    csr.eliminate_zeros()
+    coo = csr.tocoo()
+    values = np.asarray(coo.data)
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        first = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"{name} holds {int((~np.isfinite(values)).sum())} NaN or infinite value(s), first at "
+            f"(row {int(coo.row[first])}, column {int(coo.col[first])}): {values[first]}. Each "
+            "stored value is an interaction's weight and must be finite; drop or fill those "
+            "entries first."
+        )
+    table = pd.DataFrame({USER: coo.row.astype(np.int64), ITEM: coo.col.astype(np.int64)})
+    return table, values
+
+
+def _missing_columns_message(columns, missing, name):
+    """The error of a DataFrame without ``user`` / ``item``: the columns it has and the fix.
+
+    When a column of another common spelling (``userID``, ``user_id``, ``UserId``, ``movieId``:
+    :data:`COLUMN_SPELLINGS`) stands for each missing one, the fix is the exact ``rename``; two
+    candidates for one column are both named and none is picked.
+    """
+    present = list(columns)
+    shown = list(map(str, present))
+    head = (f"{name} is a DataFrame without the column(s) {missing}; it has {shown[:10]}"
+            f"{f' (and {len(shown) - 10} more)' if len(shown) > 10 else ''}.")
+    found, ambiguous = {}, {}
+    for wanted in missing:
+        spellings = COLUMN_SPELLINGS[wanted]
+        matches = [c for c in present if isinstance(c, str) and _plain_name(c) in spellings]
+        if len(matches) == 1:
+            found[matches[0]] = wanted
+        elif matches:
+            ambiguous[wanted] = matches
+    if ambiguous:
+        which = "; ".join(f"{' or '.join(map(repr, cols))} could be the {wanted!r} column"
+                          for wanted, cols in ambiguous.items())
+        return (f"{head} Rename the id columns to 'user' and 'item': {which}; pick one, for "
+                f"example {name}.rename(columns={{{_ambiguous_example(ambiguous, found)}}}).")
+    if len(found) == len(missing):
+        mapping = ", ".join(f"{old!r}: {new!r}" for old, new in found.items())
+        return f"{head} Rename the id columns to 'user' and 'item': {name}.rename(columns={{{mapping}}})."
+    return (f"{head} Rename the id columns to 'user' and 'item', for example "
+            f"{name}.rename(columns={{{_template(missing, found)}}}).")
+
+
+def _ambiguous_example(ambiguous, found):
+    """The rename mapping of the message for ambiguous columns: the first candidate of each."""
+    pairs = [(cols[0], wanted) for wanted, cols in ambiguous.items()] + list(found.items())
+    return ", ".join(f"{old!r}: {new!r}" for old, new in pairs)
+
+
+def _template(missing, found):
+    """The rename mapping with placeholders for the id columns no known spelling matched."""
+    pairs = list(found.items()) + [(f"<{wanted} column>", wanted) for wanted in missing
+                                   if wanted not in found.values()]
+    return ", ".join(f"{old!r}: {new!r}" for old, new in pairs)
+
+
+def _plain_name(column):
+    """A column name lower-cased, without ``_``, ``-``, spaces or dots (``User_ID`` -> ``userid``)."""
+    return re.sub(r"[\s_.\-]", "", column.lower())
 
 
 def _clean_id_column(column):
