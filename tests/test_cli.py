@@ -1,54 +1,234 @@
-"""The command line's demo: runs end to end and reports the shift problem."""
+"""The command line: the main job (demo), evaluate / fit / recommend for every estimator, the help text."""
 
+import io
+import json
+import re
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from invrec.__main__ import main, run_demo
+import invrec
+from invrec.__main__ import (MODELS, build_parser, evaluate_model, json_params, load_dataset, load_model,
+                             main, make_model, run_demo, summarize_demo)
+from invrec.cli.demo import DEMO_MODELS, ERM, INVARIANT, ORACLES, POPULARITY
+from invrec.cli.files import DEFAULT_OUT
+from invrec.cli.text import plain_text
+from invrec.datasets import make_multimodal_interactions
+from invrec.diagnostics import oracle_ndcg
+from invrec.metrics import evaluate_ranking
+
+#: Settings that make every estimator's fit a few milliseconds (each keeps those it has).
+TINY = {"max_epochs": 2, "embedding_dim": 4, "content_dim": 4, "n_negatives": 2, "n_outer_iter": 1,
+        "device": "cpu", "environments__n_environments": 2, "environments__max_rounds": 1,
+        "environments__epochs": 1, "mask__epochs": 2}
 
 
-def test_run_demo_table_shows_the_shift():
-    table = run_demo(n_users=200, n_items=150, k=(20,), random_state=0)
+def _tiny_params(name, **extra):
+    """``--param`` arguments of TINY (and ``extra``) for the estimator called ``name``."""
+    accepted = make_model(name).get_params(deep=True)
+    settings = {**TINY, "random_state": 0, **extra}
+    return [f"{key}={value!r}" for key, value in settings.items() if key in accepted]
+
+
+def _as_arguments(params):
+    return [arg for item in params for arg in ("--param", item)]
+
+
+# ---------------------------------------------------------------- the main job
+@pytest.fixture(scope="module")
+def tiny_demo():
+    """The demo on a tiny problem with tiny fits: its table, its models and its data."""
+    table, models = run_demo(n_users=40, n_items=30, k=(5, 10), random_state=0, params=TINY,
+                             n_threads=None, return_models=True)
+    return table, models, make_multimodal_interactions(n_users=40, n_items=30, random_state=0)
+
+
+def test_demo_table_has_a_row_per_model_and_split(tiny_demo):
+    table, models, _ = tiny_demo
+    names = [*ORACLES, *DEMO_MODELS]
+    assert list(table["model"]) == [name for name in names for _ in range(2)]
+    assert list(table["split"]) == ["IID", "OOD"] * len(names)
+    assert {name: type(model) for name, model in models.items()} == DEMO_MODELS
+    assert table.loc[table["model"].isin(ORACLES), "fit_seconds"].isna().all()
+    assert (table.loc[table["model"].isin(DEMO_MODELS), "fit_seconds"] > 0).all()
+    # the demo's defaults are the estimators' own: only TINY and the seed were changed
+    for name, model in models.items():
+        defaults = type(model)().get_params(deep=True)
+        changed = {key for key, value in model.get_params(deep=True).items()
+                   if "__" in key or not hasattr(value, "get_params")
+                   if key in defaults and value != defaults[key]}
+        assert changed <= set(TINY) | {"random_state"}, name
+
+
+def test_demo_numbers_are_those_of_its_models(tiny_demo):
+    table, models, data = tiny_demo
+    got = table.set_index(["model", "split"])
+    for name, model in models.items():
+        recs = model.recommend(model.user_ids_, n=10)
+        for split, rows in (("IID", data.test), ("OOD", data.test_ood)):
+            expected = evaluate_ranking(recs, rows[["user", "item"]], k=(5, 10)).loc["all"]
+            for column in ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "n_users"):
+                assert got.loc[(name, split), column] == pytest.approx(expected[column], rel=1e-12), (name, split)
+    # the true-preference oracle, by diagnostics' own implementation of that ranking
+    for split, key in (("IID", "test"), ("OOD", "test_ood")):
+        assert got.loc[("oracle: true preference", split), "ndcg@10"] == pytest.approx(oracle_ndcg(data, key, k=10))
+
+
+def test_summary_puts_the_splits_side_by_side_with_the_ratios(tiny_demo):
+    table, _, _ = tiny_demo
+    summary = summarize_demo(table)
+    ndcg = table.set_index(["model", "split"])["ndcg@10"]
+    assert list(summary.index) == [*ORACLES, *DEMO_MODELS]
+    assert list(summary.columns) == ["IID recall@10", "IID ndcg@10", "OOD recall@10", "OOD ndcg@10",
+                                     "OOD / ERM", "OOD / popularity"]
+    assert summary.loc["EIOR", "IID ndcg@10"] == ndcg["EIOR", "IID"]
+    for name in INVARIANT:
+        assert summary.loc[name, "OOD / ERM"] == pytest.approx(ndcg[name, "OOD"] / ndcg[ERM, "OOD"])
+        assert summary.loc[name, "OOD / popularity"] == pytest.approx(ndcg[name, "OOD"] / ndcg[POPULARITY, "OOD"])
+    others = [name for name in summary.index if name not in INVARIANT]
+    assert summary.loc[others, ["OOD / ERM", "OOD / popularity"]].isna().all().all()
+    assert list(summarize_demo(table, k=5).columns)[:2] == ["IID recall@5", "IID ndcg@5"]
+
+
+def test_summary_ratio_by_hand():
+    table = pd.DataFrame({"model": [ERM, ERM, "MILK", "MILK"], "split": ["IID", "OOD"] * 2,
+                          "recall@20": [.5, .1, .4, .2], "ndcg@20": [.4, .125, .3, 0.5]})
+    summary = summarize_demo(table)
+    assert summary.loc["MILK", "OOD / ERM"] == 4.0
+    assert np.isnan(summary.loc["MILK", "OOD / popularity"])       # popularity was not run
+    zero = table.assign(**{"ndcg@20": [.4, 0.0, .3, .5]})
+    assert summarize_demo(zero).loc["MILK", "OOD / ERM"] == np.inf
+
+
+def test_oracles_show_the_shift():
+    table = run_demo(n_users=200, n_items=150, k=(20,), random_state=0, models=["popularity"])
     ndcg = table.set_index(["model", "split"])["ndcg@20"]
-    assert set(table["split"]) == {"validation (IID)", "test (IID)", "test (OOD)"}
-    assert ndcg["oracle: spurious attribute", "test (IID)"] > ndcg["oracle: true preference", "test (IID)"]
-    assert ndcg["oracle: true preference", "test (OOD)"] > 10 * ndcg["oracle: spurious attribute", "test (OOD)"]
+    assert ndcg["oracle: spurious attribute", "IID"] > ndcg["oracle: true preference", "IID"]
+    assert ndcg["oracle: true preference", "OOD"] > 10 * ndcg["oracle: spurious attribute", "OOD"]
     assert (table["n_users"] > 0).all()
 
 
-def test_main_prints_table(capsys):
-    assert main(["demo", "--n-users", "60", "--n-items", "80", "--k", "5"]) == 0
+@pytest.mark.parametrize("kwargs, message", [
+    ({"models": ["bpr"]}, "unknown demo model"),
+    ({"params": {"nope": 1}}, r"no demo model has the parameter \['nope'\]"),
+    ({"params": {"max_epochs": -1}}, "'max_epochs' parameter of UltraGCNRecommender"),
+    ({"k": ()}, "at least one cut-off"),
+    ({"n_threads": 0}, "n_threads"),
+])
+def test_run_demo_refuses_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_demo(40, 30, **kwargs)
+
+
+def test_demo_prints_what_it_measured(capsys):
+    argv = ["demo", "--n-users", "40", "--n-items", "30", "--k", "5", "--no-progress",
+            "--models", "popularity", "ultragcn", "painvrl", *_as_arguments(f"{k}={v!r}" for k, v in TINY.items())]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "ndcg@5" in out and "popularity" in out and "test (OOD)" in out
+    table = run_demo(40, 30, k=(5,), models=list(DEMO_MODELS)[:3], params=TINY)
+    summary = summarize_demo(table)
+    assert "OOD ndcg@5" in out.splitlines()[3] and "OOD / ERM" in out.splitlines()[3]
+    for name in summary.index:
+        line = next(line for line in out.splitlines() if line.startswith(name + " "))
+        expected = [f"{value:.4f}" for value in summary.loc[name].dropna()]
+        assert line.split()[-len(expected):] == expected, name
+    assert "EIOR" not in out.split("\n\n")[1]        # only the models asked for
+
+
+def test_demo_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["demo", "--n-users", "40", "--n-items", "30", "--models", "popularity", "--no-progress",
+                 "--plot", "demo.png", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"figure written to {tmp_path / 'out' / 'demo.png'}" in capsys.readouterr().out
+
+
+def test_demo_plot_without_matplotlib_says_so_before_fitting(monkeypatch, capsys, tmp_path):
+    import invrec.cli.demo
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setattr(invrec.cli.demo, "run_demo", lambda *a, **k: pytest.fail("fitted before the check"))
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--plot", "demo.png", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "pip install 'invrec[plot]'" in err and len(err.splitlines()) == 1
 
 
 def test_main_without_command_runs_demo(capsys):
-    assert main(["--n-users", "40", "--n-items", "60"]) == 0
+    assert main(["--n-users", "40", "--n-items", "60", "--models", "popularity", "--no-progress"]) == 0
     assert "invrec demo" in capsys.readouterr().out
 
 
 def test_bad_argument_is_a_clear_error(capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["demo", "--n-items", "5"])
+        main(["demo", "--n-items", "5", "--models", "popularity"])
     assert exc.value.code == 2
     assert "n_items" in capsys.readouterr().err
 
 
 def test_python_dash_m_invrec_runs():
-    done = subprocess.run([sys.executable, "-m", "invrec", "--n-users", "50", "--n-items", "60"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "invrec", "--n-users", "50", "--n-items", "60",
+                           "--models", "popularity"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "oracle: true preference" in done.stdout
+    assert "oracle: true preference" in done.stdout and "popularity" in done.stdout
+
+
+# ---------------------------------------------------------------- --version, --help
+def test_version(capsys):
+    for flag in ("--version", "-V"):
+        with pytest.raises(SystemExit) as exc:
+            main([flag])
+        assert exc.value.code == 0 and capsys.readouterr().out == f"invrec {invrec.__version__}\n"
+    done = subprocess.run([sys.executable, "-m", "invrec", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == f"invrec {invrec.__version__}"
+
+
+def _subparsers(parser):
+    import argparse
+
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+RST = re.compile(r"``|`|:[a-z]+:|\*\*|^\s*\.\. ", re.M)
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["evaluate"], ["fit"], ["recommend"]])
+def test_help_is_plain_text(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    text = capsys.readouterr().out
+    assert exc.value.code == 0 and "usage: invrec" in text
+    assert not RST.search(text), RST.search(text)
+
+
+def test_every_demo_option_has_help():
+    demo = _subparsers(build_parser())["demo"]
+    options = [action for action in demo._actions if action.option_strings and action.dest != "help"]
+    assert {a.dest for a in options} >= {"n_users", "n_items", "k", "seed", "models", "param", "plot", "out"}
+    for action in options:
+        assert action.help and len(action.help) > 10, action.dest
+
+
+def test_plain_text_by_hand():
+    rst = """Read with :func:`invrec.load` (or :class:`~invrec.persistence.ModelFileError`), see
+    :doc:`the guide <user_guide/cli>`; ``--trusted`` **runs code**, *beware*.
+
+    - one
+      item
+    - `two`_"""
+    assert plain_text(rst, width=200) == (
+        "Read with invrec.load (or ModelFileError), see the guide; --trusted runs code, beware.\n\n"
+        "- one item\n- two")
 
 
 # ---------------------------------------------------------------- evaluate / fit / recommend
-import json  # noqa: E402
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from invrec.__main__ import load_dataset, load_model, make_model  # noqa: E402
 
 
 def _write_mmrec(folder, seed=0):
@@ -56,7 +236,8 @@ def _write_mmrec(folder, seed=0):
 
     Users 0..23 fall in groups g = u // 3: they train on items 0..g, validate on g + 1 and are
     tested on a random item of g + 2..9. Users 24 and 25 only train (items 8, 9 and 8), so the
-    training counts 24, 21, ..., 3, 2, 1 of items 0..9 are all distinct. 12 items, one modality.
+    training counts 24, 21, ..., 3, 2, 1 of items 0..9 are all distinct. 12 items, one modality,
+    and a rating 1 + (user + 2 item) mod 5 on every row (for the rating regressor).
     """
     rng = np.random.default_rng(seed)
     rows = [(24, 8, 0), (24, 9, 0), (25, 8, 0)]
@@ -65,6 +246,7 @@ def _write_mmrec(folder, seed=0):
         rows += [(user, item, 0) for item in range(group + 1)]
         rows += [(user, group + 1, 1), (user, int(rng.integers(group + 2, 10)), 2)]
     frame = pd.DataFrame(rows, columns=["userID", "itemID", "x_label"])
+    frame["rating"] = 1 + (frame.userID + 2 * frame.itemID) % 5
     folder.mkdir()
     frame.to_csv(folder / "tiny.inter", sep="\t", index=False)
     np.save(folder / "image_feat.npy", rng.normal(size=(12, 3)).astype(np.float32))
@@ -309,3 +491,128 @@ def test_make_model_checks_values_before_any_data_is_read():
                                          r"--param environments__n_environments=0"):
         make_model("painvrl", ["environments__n_environments=0"])
     assert make_model("painvrl", ["environments__n_environments=3"]).environments.n_environments == 3
+
+
+# ---------------------------------------------------------------- every estimator, end to end
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fit_recommend_evaluate_round_trip(name, tmp_path, capsys):
+    """fit -> recommend -> evaluate from the command line for every estimator, checked against Python."""
+    _write_mmrec(tmp_path / "tiny")
+    folder, out = str(tmp_path / "tiny"), str(tmp_path / "out")
+    params = _tiny_params(name)
+    assert main(["fit", folder, "--model", name, *_as_arguments(params), "-o", "m.invrec", "--out", out]) == 0
+    model = load_model(tmp_path / "out" / "m.invrec")
+    assert type(model) is MODELS[name] and json_params(model) == json_params(make_model(name, params))
+    assert main(["recommend", "m.invrec", "--out", out, "--users", "0", "3", "--n", "3", "-o", "recs.csv"]) == 0
+    recs = pd.read_csv(tmp_path / "out" / "recs.csv")
+    expected = model.recommend([0, 3], n=3)
+    np.testing.assert_array_equal(recs[["user", "item", "rank"]], expected[["user", "item", "rank"]])
+    np.testing.assert_allclose(recs["score"], expected["score"], rtol=1e-6)
+
+    assert main(["evaluate", folder, "--model", name, *_as_arguments(params), "--k", "3",
+                 "--json", "e.json", "--out", out]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "out" / "e.json").read_text())
+    assert report["estimator"] == MODELS[name].__name__ and report["invrec_version"] == invrec.__version__
+    again = evaluate_model(make_model(name, params), load_dataset(folder), k=(3,))
+    assert set(report["metrics"]) == set(again.columns)
+    for column, value in report["metrics"].items():
+        assert value == pytest.approx(float(again.loc["all", column]), rel=1e-9), column
+    assert ("rmse" in report["metrics"]) == name.endswith("-regressor")
+
+
+def test_parameters_are_typed_json_and_round_trip(tmp_path, capsys):
+    _write_mmrec(tmp_path / "tiny")
+    params = _tiny_params("painvrl", handle_unknown="ignore", loss_weights=(1, 0, 1, 1), learning_rate=3e-3)
+    assert main(["evaluate", str(tmp_path / "tiny"), "--model", "painvrl", *_as_arguments(params),
+                 "--json", str(tmp_path / "e.json")]) == 0
+    text = (tmp_path / "e.json").read_text()
+    report = json.loads(text)
+    got = report["params"]
+    assert got["handle_unknown"] == "ignore" and "\"'ignore'\"" not in text
+    assert got["loss_weights"] == [1, 0, 1, 1] and got["learning_rate"] == 3e-3
+    assert got["random_state"] == 0 and got["early_stopping"] is True and got["fusion"] is None
+    assert got["environments__n_environments"] == 2 and "environments" not in got   # a part: its own params
+    assert isinstance(report["metrics"]["n_users"], int) and isinstance(report["metrics"]["ndcg@20"], float)
+    # each value passed back as --param name=<its JSON> builds the same estimator
+    rebuilt = make_model("painvrl", [f"{key}={json.dumps(value)}" for key, value in got.items()])
+    assert json_params(rebuilt) == got
+    assert rebuilt.loss_weights == [1, 0, 1, 1] and rebuilt.environments.n_environments == 2
+
+
+# ---------------------------------------------------------------- the output folder
+def test_outputs_go_to_the_output_folder(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    _write_mmrec(tmp_path / "tiny")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "tiny", "--model", "popularity", "-o", "pop.invrec"]) == 0
+    assert main(["evaluate", "tiny", "--model", "popularity", "--json", "metrics.json"]) == 0
+    assert main(["recommend", "pop.invrec", "--users", "1", "--n", "2", "-o", "recs.csv"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tiny", DEFAULT_OUT])
+    assert sorted(p.name for p in (tmp_path / DEFAULT_OUT).iterdir()) == ["metrics.json", "pop.invrec", "recs.csv"]
+    assert pd.read_csv(tmp_path / DEFAULT_OUT / "recs.csv")["item"].tolist() == [2, 3]
+    gitignore = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
+    assert f"{DEFAULT_OUT}/" in gitignore      # the default folder never lands in a commit
+
+
+def test_recommend_names_both_places_when_the_model_is_missing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", "m.invrec", "--out", str(tmp_path / "o"), "--users", "1"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "'m.invrec' does not exist" in err and str(tmp_path / "o" / "m.invrec") in err
+
+
+# ---------------------------------------------------------------- recommend: --items, --exclude, --handle-unknown
+@pytest.fixture
+def popularity_file(tmp_path):
+    """Popularity on the tiny folder: user 1 saw items 0 (training) and 1 (validation); the
+    other items rank 2, 3, 4, ... by their distinct training counts."""
+    return _fit_popularity(tmp_path)
+
+
+def _recommend(argv, capsys):
+    assert main(["recommend", *argv]) == 0
+    return pd.read_csv(io.StringIO(capsys.readouterr().out))
+
+
+def test_recommend_items_restricts_the_candidates(popularity_file, tmp_path, capsys):
+    capsys.readouterr()
+    recs = _recommend([str(popularity_file), "--users", "1", "--items", "5", "3", "9", "--n", "2"], capsys)
+    assert recs["item"].tolist() == [3, 5]
+    (tmp_path / "items.txt").write_text("9\n7\n")
+    recs = _recommend([str(popularity_file), "--users", "1", "--items-file", str(tmp_path / "items.txt")], capsys)
+    assert recs["item"].tolist() == [7, 9]
+
+
+def test_recommend_exclude_reads_a_pairs_file(popularity_file, tmp_path, capsys):
+    capsys.readouterr()
+    previous = _recommend([str(popularity_file), "--users", "1", "2", "--n", "2"], capsys)
+    previous.to_csv(tmp_path / "shown.csv", index=False)             # user, item, score, rank
+    recs = _recommend([str(popularity_file), "--users", "1", "2", "--n", "2", "--exclude",
+                       str(tmp_path / "shown.csv")], capsys)
+    assert recs["item"].tolist() == [4, 5, 4, 5]
+    (tmp_path / "bad.csv").write_text("u,i\n1,2\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", str(popularity_file), "--users", "1", "--exclude", str(tmp_path / "bad.csv")])
+    assert exc.value.code == 2 and "header naming 'user' and 'item'" in capsys.readouterr().err
+
+
+def test_recommend_handle_unknown(popularity_file, capsys):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["recommend", str(popularity_file), "--users", "1", "999"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "999" in err and "handle_unknown" in err and len(err.splitlines()) == 1
+    recs = _recommend([str(popularity_file), "--users", "1", "999", "--n", "2", "--handle-unknown", "ignore"], capsys)
+    assert recs["user"].tolist() == [1, 1] and recs["item"].tolist() == [2, 3]
+    recs = _recommend([str(popularity_file), "--users", "1", "--items", "5", "777", "--handle-unknown", "ignore"],
+                      capsys)
+    assert recs["item"].tolist() == [5]
+
+
+def test_a_rating_regressor_needs_ratings(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:             # the synthetic default has no ratings
+        main(["fit", "--model", "eior-regressor", "--param", "max_epochs=1", "-o", str(tmp_path / "m.invrec")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "'rating' column" in err and not (tmp_path / "m.invrec").exists()

@@ -13,7 +13,8 @@ import inspect
 import pkgutil
 
 #: Subpackages and modules of ``invrec`` that hold no estimator: not imported by the walk.
-_NOT_ESTIMATOR_MODULES = frozenset({"invrec.datasets", "invrec.nn", "invrec.utils", "invrec.__main__"})
+_NOT_ESTIMATOR_MODULES = frozenset({"invrec.datasets", "invrec.nn", "invrec.utils", "invrec.__main__",
+                                    "invrec.cli"})
 
 #: Class name suffix -> what it becomes in the short name (``EIORRecommender`` -> ``eior``,
 #: ``EIORRegressor`` -> ``eior-regressor``).
