@@ -180,8 +180,8 @@ def test_gpu_check_smoke_runs_the_half_this_machine_has(gpu_check, tmp_path):
     assert {row["estimator"] for row in portability["rows"]} == {name for name, _ in all_estimators()}
     for row in portability["rows"]:
         assert row["ok"] and row["loaded_on"] == ["cpu"]
-        if not cuda:                          # CPU fit, CPU load: the same scores bit for bit
-            assert row["max_score_diff"] == 0 and row["lists_identical"]
+        if not cuda:   # CPU fit, CPU load in another process: float32 rounding of the reductions only
+            assert row["max_score_diff"] <= 1e-6 and row["lists_identical"]
     quality = result["quality"]["rows"]
     assert {(r["seed"], r["device"]) for r in quality} >= {(0, "cpu"), (1, "cpu")}
     assert all(0 < r["test_ndcg@20"] <= 1 for r in quality)
