@@ -24,6 +24,7 @@ import numpy as np
 from invrec import EIORRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.invariance import EnvironmentInference, FusedObjective, Fusion, MaskLearning
+from invrec.plotting import plot_attention, plot_training_history
 
 REGIMES = {"agree": (3.0, 4.5, 6.0), "disagree": (-1.5, 4.5, 10.5)}
 # The synthetic settings of ``benchmarks/eior.py`` (laptop-sized stages, a short final model).
@@ -50,19 +51,20 @@ for regime, strengths in REGIMES.items():
           f"rows sum to 1: {np.allclose(weights.sum(axis=1), 1.0)}")
 
 # %%
-# Left: the distribution over items of the invariant part's weight at the end of training.
-# Right: its mean over each epoch's training items, from ``history_``; the dotted line is the
-# starting value, 0.5.
+# Left: the distribution over items of the invariant part's weight at the end of training
+# (:func:`~invrec.plotting.plot_attention`). Right: its mean over each epoch's training items,
+# from ``history_``; the dotted line is the starting value, 0.5.
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-bins = np.linspace(0, 1, 26)
 for regime, model in models.items():
-    left.hist(model.attention_weights_[:, 0], bins=bins, alpha=0.6,
-              label=f"{regime} (mean {model.attention_weights_mean_[0]:.2f})")
-    epochs = [rec for rec in model.history_ if rec.get("stage") == "final"]
-    right.plot(range(1, len(epochs) + 1), [rec["attention_inv"] for rec in epochs], label=regime)
-left.set(xlabel="invariant weight of an item", ylabel="items", title="attention_weights_[:, 0]")
-left.legend()
+    plot_attention(model, bins=25, label=regime, ax=left)
+    plot_attention(model, over="epochs", label=regime, ax=right)
+left.set_title("attention_weights_[:, 0]")
 right.axhline(0.5, color="grey", linestyle=":")
-right.set(xlabel="final-model epoch", ylabel="mean invariant weight", ylim=(0, 1),
-          title="history_: attention_inv")
-right.legend()
+right.set_title("history_: attention_inv")
+plt.show()
+
+# %%
+# The final model's training, for the disagreeing environments: its loss, and the validation
+# NDCG@20 that early stopping watched (the dotted line marks the epoch it kept).
+plot_training_history(models["disagree"])
+plt.show()

@@ -16,6 +16,7 @@ from invrec.baselines import PopularityRecommender, UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.metrics import evaluate_ranking
 from invrec.model_selection import NewItemSplit
+from invrec.plotting import plot_training_history
 
 data = make_multimodal_interactions(n_users=200, n_items=150, random_state=0)
 train_rows, test_rows = next(NewItemSplit(test_size=0.2, random_state=0).split(data.interactions))
@@ -54,3 +55,13 @@ ax = table.plot(marker="o", figsize=(6, 3.5))
 ax.set_ylabel("new-item NDCG@20")
 ax.set_title("New items with missing modalities (FTMT)")
 plt.tight_layout()
+
+# %%
+# MILK's training, epoch by epoch (``history_``): its total loss, and the variance of its risks
+# across the modality mixtures, the invariance term of that loss (how differently the model does
+# under different mixtures of the modalities); it stays tiny next to the loss.
+fig, (loss, variance) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+plot_training_history(models["MILK"], ax=loss)
+plot_training_history(models["MILK"], keys=["risk_variance"], ax=variance)
+variance.set_title("")
+plt.show()
