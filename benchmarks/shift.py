@@ -26,6 +26,7 @@ Usage (from the repository root)::
     python benchmarks/shift.py                                   # 4 regimes x seeds 0-4
     python benchmarks/shift.py --regimes agree item --seeds 0 1 2 --models ultragcn painvrl
     python benchmarks/shift.py --quick --seeds 0 --regimes agree disagree   # smoke run
+    python benchmarks/shift.py --defaults --seeds 0 1 2   # exactly the defaults (shift_defaults.*)
 """
 
 from __future__ import annotations
@@ -73,12 +74,12 @@ QUICK_STAGES = {"n_outer_iter": 1, "environments__max_rounds": 1, "environments_
                 "mask__epochs": 3}
 
 
-def settings_of(model, quick=False):
-    """Settings of a model's row (before the seed and the device)."""
+def settings_of(model, quick=False, defaults=False):
+    """Settings of a model's row (before the seed and the device); ``defaults``: none at all."""
     if model in VARIANTS:
         kind, extra = VARIANTS[model]
-        return {**settings_of(kind, quick), **extra}
-    if model == "popularity":
+        return {**settings_of(kind, quick, defaults), **extra}
+    if model == "popularity" or defaults:
         return {}
     backbone = {**SYNTH_BACKBONE, **(QUICK_BACKBONE if quick else {})}
     if model == "ultragcn":
@@ -86,7 +87,7 @@ def settings_of(model, quick=False):
     return {**backbone, **SYNTH_STAGES, **(QUICK_STAGES if quick else {})}
 
 
-def build(model, seed, quick=False):
+def build(model, seed, quick=False, defaults=False):
     from invrec import EIORRecommender, PaInvRLRecommender
     from invrec.baselines import PopularityRecommender, UltraGCNRecommender
 
@@ -94,7 +95,7 @@ def build(model, seed, quick=False):
         return PopularityRecommender()
     kind = VARIANTS[model][0] if model in VARIANTS else model
     cls = {"ultragcn": UltraGCNRecommender, "painvrl": PaInvRLRecommender, "eior": EIORRecommender}[kind]
-    return make_estimator(cls, {**settings_of(model, quick), "random_state": seed, "device": "cpu"})
+    return make_estimator(cls, {**settings_of(model, quick, defaults), "random_state": seed, "device": "cpu"})
 
 
 def final_mask(model):
@@ -111,10 +112,10 @@ def final_mask(model):
     return dict(zip(learned, np.split(flat, np.cumsum(widths)[:-1])))
 
 
-def fit_one(model, data, seed, quick=False):
+def fit_one(model, data, seed, quick=False, defaults=False):
     from invrec.diagnostics import environment_recovery, mask_recovery
 
-    estimator = build(model, seed, quick)
+    estimator = build(model, seed, quick, defaults)
     start = time.perf_counter()
     estimator.fit(data.interactions[["user", "item"]], item_features=data.item_features)
     row = {"model": model, "seed": seed, "fit_s": time.perf_counter() - start,
@@ -177,7 +178,7 @@ def markdown(summary, args, command):
     lines = ["# Models on the generator's shift regimes", "",
              f"`{command}`", "",
              f"{_machine()}; n_users={args.n_users}, n_items={args.n_items}, seeds {args.seeds}"
-             f"{', quick budget' if args.quick else ''}. Mean over seeds (sd over seeds in brackets).",
+             f"{', quick budget' if args.quick else ''}{', every estimator at its defaults' if args.defaults else ''}. Mean over seeds (sd over seeds in brackets).",
              "OOD / ERM: to the UltraGCN ERM baseline of the same regime. Gap closed: "
              "(model - ERM) / (oracle - ERM) of the mean OOD NDCG@20; the oracle ranks by the true "
              "preference <p_u, q_i>. Spurious kept: dimensions of the final mask (`module_.mask`) "
@@ -219,15 +220,15 @@ def run(args):
             oracles.append({"regime": regime, "seed": seed, "iid_ndcg@20": oracle_ndcg(data, "test"),
                             "ood_ndcg@20": oracle_ndcg(data, "test_ood")})
             for model in args.models:
-                row = {"regime": regime, **fit_one(model, data, seed, args.quick)}
+                row = {"regime": regime, **fit_one(model, data, seed, args.quick, args.defaults)}
                 rows.append(row)
                 print(f"{regime} seed {seed} {model}: IID {row['iid_ndcg@20']:.4f} OOD {row['ood_ndcg@20']:.4f} "
                       f"{row['fit_s']:.1f}s", flush=True)
     summary = summarise(rows, oracles, args.regimes, args.models)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "shift_quick" if args.quick else "shift"
-    settings = {m: settings_of(m, args.quick) for m in args.models}
+    stem = "shift_quick" if args.quick else "shift_defaults" if args.defaults else "shift"
+    settings = {m: settings_of(m, args.quick, args.defaults) for m in args.models}
     (out / f"{stem}.json").write_text(json.dumps(
         {"command": command, "machine": _machine(), "settings": settings, "rows": rows,
          "oracles": oracles, "summary": summary}, indent=1, default=float))
@@ -246,6 +247,9 @@ def parse_args(argv=None):
                              "the documented out-of-distribution settings")
     parser.add_argument("--quick", action="store_true",
                         help="smoke budget: epoch cap and one short outer iteration of the stages")
+    parser.add_argument("--defaults", action="store_true",
+                        help="every estimator exactly at its defaults (as a user calls it), not the "
+                             "laptop settings of benchmarks/invariance.py")
     parser.add_argument("--n-users", type=int, default=300)
     parser.add_argument("--n-items", type=int, default=200)
     parser.add_argument("--out", default=str(HERE / "results"))

@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from .features import ItemFeatures, NoReferenceContentError
 from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import validation_holdout_mask
-from .training import EarlyStopping, train_epochs
+from .training import EarlyStopping, resolve_batch_size, train_epochs
 from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame, similar_rows
 from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
@@ -137,6 +137,13 @@ class FitData:
         Raw environment label of every training row, when the estimator reads them from ``X``.
     seen : scipy CSR array of shape (n_users, n_items)
         Training rows.
+    batch_size : int or None
+        Interactions per step of every loop of the fit: the estimator's ``batch_size``, with
+        ``"auto"`` resolved from the training rows (:func:`invrec.training.resolve_batch_size`);
+        None for an estimator that does not train in batches.
+    l2_scale : float or None
+        Factor of the whole-matrix L2 terms of one step (``1 / batch_size`` for a given int,
+        ``1 / 4096`` under ``"auto"``).
     """
 
     users: torch.Tensor
@@ -155,6 +162,8 @@ class FitData:
     validation_targets: np.ndarray | None = None
     environments: np.ndarray | None = None
     seen: sp.csr_array | None = None
+    batch_size: int | None = None
+    l2_scale: float | None = None
 
 
 class BaseRecommender(BaseEstimator):
@@ -169,7 +178,9 @@ class BaseRecommender(BaseEstimator):
     encoding order; ``item_ids_`` is the catalog), ``unseen_items_`` (catalog items without a
     training interaction), ``n_users_``, ``n_items_``, ``item_features_`` (the features aligned
     to the catalog, missing rows as NaN, or None), ``history_`` (one dict per epoch) and
-    ``device_`` (where the model was trained).
+    ``device_`` (where the model was trained); trained models also set ``batch_size_`` (the
+    batch size the fit used: ``batch_size`` with ``"auto"`` resolved,
+    :func:`invrec.training.resolve_batch_size`).
 
     Estimators that learn vectors (a ``module_`` with ``user_vectors()`` and ``item_vectors()``)
     also expose them as ``user_embeddings_`` and ``item_embeddings_`` (read-only arrays, rows in
@@ -201,7 +212,7 @@ class BaseRecommender(BaseEstimator):
     _parameter_constraints = {
         "handle_unknown": [StrOptions({"error", "ignore"})],
         "max_epochs": [Interval(numbers.Integral, 1, None)],
-        "batch_size": [Interval(numbers.Integral, 1, None)],
+        "batch_size": [Interval(numbers.Integral, 1, None), StrOptions({"auto"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
@@ -392,6 +403,9 @@ class BaseRecommender(BaseEstimator):
             generator=generator,
             seen=_csr(tr_users, tr_items, (self.n_users_, self.n_items_)),
         )
+        if hasattr(self, "batch_size"):
+            data.batch_size, data.l2_scale = resolve_batch_size(self.batch_size, len(tr_users))
+            self.batch_size_ = data.batch_size
         self._validation_seen = None
         if valid_table is not None:
             u = self._user_index.get_indexer(valid_table[USER])
@@ -531,7 +545,7 @@ class BaseRecommender(BaseEstimator):
         bar = _progress(self.max_epochs, self.verbose, type(self).__name__)
         try:
             return train_epochs(module, optimizer, batch_loss, n_rows=n_rows, max_epochs=self.max_epochs,
-                                batch_size=self.batch_size, generator=data.generator, device=data.device,
+                                batch_size=data.batch_size, generator=data.generator, device=data.device,
                                 history=self.history_, stage=stage, validate=validate,
                                 stopping=stopping, progress=bar)
         finally:

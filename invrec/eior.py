@@ -51,8 +51,9 @@ _PARAMETERS = """embedding_dim : int, default=128
         Width of each content representation (InvRL ``feat_dim``).
     max_epochs : int, default=200
         Final-model epochs at most (invrec's shared default).
-    batch_size : int, default=4096
-        Interactions per step (UltraGCNRecommender's default; the L2 weights are tuned for it).
+    batch_size : int or "auto", default="auto"
+        Interactions per step (UltraGCNRecommender's default: 4096 on TikTok and Last.fm, the
+        batch the L2 weights are tuned at, smaller on small data; kept as ``batch_size_``).
     learning_rate : float, default=1e-2
         Adam step size (UltraGCNRecommender's default).
 {ranking}    l2_embedding : float, default=1e-2
@@ -128,7 +129,7 @@ _ATTRIBUTES = """module_ : FusedItemModel
         The stage records, then one record per final epoch (``stage="final"``) with
         ``train_loss``, ``loss_fuse``, ``loss_irm``, ``loss_erm``, ``attention_inv`` (mean
         invariant weight of up to 256 items of each batch) and ``{monitor}``.
-    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_, batch_size_
         See :class:`~invrec.base.BaseRecommender`."""
 
 _CONSTRAINTS = {**BACKBONE_CONSTRAINTS, **STAGE_CONSTRAINTS, **FUSION_CONSTRAINTS,
@@ -152,7 +153,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
                                        "ratings with EIORRegressor"}
 
     @reject_renamed
-    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
+    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
                  learning_rate=1e-2, l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0,
                  item_id_weight=1.0, init_std=0.01, fusion=None, objective=None, environments=None,
                  mask=None, n_outer_iter=2, decorrelate="none", early_stopping=True,
@@ -247,7 +248,7 @@ class EIORRecommender(_EIORBase):
     _parameter_constraints = RANKING_LOSS_CONSTRAINTS
 
     @reject_renamed
-    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
+    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, fusion=None, objective=None, environments=None, mask=None,

@@ -37,9 +37,9 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     """Pareto Invariant Representation Learning (PaInvRL) recommender; InvRL as a setting.
 
     Environments -> invariant mask (repeated ``n_outer_iter`` times) -> convert module and final
-    training, as described in the module docstring. ``mask=MaskLearning(weighting=0.0)`` (a soft
-    mask, IRM-only loss) with ``fusion="invariant"`` reproduces InvRL; ``mask=MaskLearning(
-    weighting="mgda"), fusion="attention"`` is PaInvRL as published.
+    training, as described in the module docstring. ``mask=MaskLearning(weighting=0.0, l2=0.1)``
+    (a soft mask, IRM-only loss) with ``fusion="invariant"`` reproduces InvRL;
+    ``mask=MaskLearning(weighting="mgda", l2=0.1), fusion="attention"`` is PaInvRL as published.
 
     The backbone's training knobs (widths, batch, step size, L2, patience) default to those of
     :class:`~invrec.baselines.UltraGCNRecommender`, so the two compare out of the box; InvRL's
@@ -67,9 +67,12 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         Width of the content representations (InvRL ``feat_dim``: 64).
     max_epochs : int, default=200
         Upper bound on the final model's epochs (invrec's shared default).
-    batch_size : int, default=4096
-        Interactions per step in every stage (InvRL: 512; invrec's backbone default: the L2
-        weights below are tuned for it, see :class:`~invrec.baselines.UltraGCNRecommender`).
+    batch_size : int or "auto", default="auto"
+        Interactions per step in every stage (InvRL: 512). ``"auto"`` (the backbone's default,
+        see :class:`~invrec.baselines.UltraGCNRecommender`) is 4096 on TikTok and Last.fm, the
+        batch the L2 weights below are tuned at, and smaller on smaller data, so that the mask
+        and environment stages take steps enough to move (256 on the generator's 3,240 rows);
+        the fit keeps it as ``batch_size_``.
     learning_rate : float, default=1e-2
         Adam step size of every model but the mask (InvRL: 1e-3 at batch size 512; invrec's
         backbone default).
@@ -112,8 +115,9 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         Stage 2. A :class:`~invrec.invariance.MaskLearning` (epochs, gate noise, step size,
         ``||mu||^2`` weight, penalty and its weight and growth, the ERM/IRM ``weighting`` and the
         ``threshold`` that binarises the mask); None is ``MaskLearning(threshold="auto")``:
-        PaInvRL's per-batch MGDA weighting on normalised gradients with InvRL's penalty and
-        budget (10 epochs), the learned mask cut in two by the automatic threshold.
+        PaInvRL's per-batch MGDA weighting on normalised gradients with InvRL's penalty, no
+        ``||mu||^2`` term (InvRL: 0.1) and 10 epochs, the learned mask cut in two by the
+        automatic threshold.
         ``MaskLearning(weighting="mgda")`` is the published raw-gradient MGDA weight,
         ``MaskLearning(weighting=0.0)`` InvRL's IRM-only mask loss.
     n_outer_iter : int, default=2
@@ -161,7 +165,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         (``stage="mask"``) and per final epoch (``stage="final"``: ``train_loss``,
         ``loss_fuse``, ``attention_inv`` (mean invariant weight of up to 256 items of each batch),
         ``valid_ndcg@20``); every record has ``fit_time`` (s).
-    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_, batch_size_
         See :class:`~invrec.base.BaseRecommender`.
 
     Examples
@@ -194,7 +198,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     _renamed_parameters = {**RENAMED_STAGE_PARAMETERS, **RENAMED_FUSED_PARAMETERS}
 
     @reject_renamed
-    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size=4096,
+    def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
                  l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, environments=None, mask=None, n_outer_iter=2, fusion=None,

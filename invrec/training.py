@@ -36,7 +36,60 @@ import numpy as np
 import torch
 
 
-__all__ = ["EarlyStopping", "TrainingDivergedError", "train_epochs", "iterate_minibatches", "state_copy"]
+__all__ = ["EarlyStopping", "TrainingDivergedError", "train_epochs", "iterate_minibatches", "state_copy",
+           "resolve_batch_size"]
+
+#: ``batch_size="auto"``: the largest power of two that gives an epoch at least
+#: ``AUTO_MIN_STEPS`` steps, clipped to ``AUTO_BATCH_RANGE``. The L2 weights of the backbone are
+#: tuned per step at ``L2_REFERENCE_BATCH`` interactions (TikTok's and Last.fm's batch, where
+#: ``"auto"`` gives 4096 too), so under ``"auto"`` they are charged at that reference whatever
+#: batch the data gets (see :func:`resolve_batch_size`).
+AUTO_MIN_STEPS = 10
+AUTO_BATCH_RANGE = (256, 4096)
+L2_REFERENCE_BATCH = 4096
+
+
+def resolve_batch_size(batch_size, n_rows):
+    """The batch size of a fit and the per-step scale of its L2 terms.
+
+    Parameters
+    ----------
+    batch_size : int or "auto"
+        The estimator's parameter. An int is used as given, with the L2 terms divided by it
+        (InvRL's summed objective rescaled to a mean). ``"auto"`` takes the largest power of two
+        at most ``n_rows / AUTO_MIN_STEPS``, clipped to ``AUTO_BATCH_RANGE`` (256 to 4096): a
+        small dataset still gets enough steps per epoch for every stage to move (3,240 training
+        rows: 256, 13 steps), a large one the batch the L2 weights were tuned at (TikTok,
+        Last.fm: 4096). Its L2 terms are divided by ``L2_REFERENCE_BATCH`` (4096), which keeps
+        each step's balance of data and regularisation gradients the one the defaults were tuned
+        at: a row's share of a mean loss shrinks with the batch, and so does its L2 share.
+    n_rows : int
+        Training interactions of the fit.
+
+    Returns
+    -------
+    batch_size : int
+    l2_scale : float
+        Factor of the whole-matrix L2 terms of one step.
+
+    Examples
+    --------
+    >>> resolve_batch_size("auto", 3240)
+    (256, 0.000244140625)
+    >>> resolve_batch_size("auto", 60_000)
+    (4096, 0.000244140625)
+    >>> resolve_batch_size(512, 3240)
+    (512, 0.001953125)
+    """
+    if isinstance(batch_size, str):
+        if batch_size != "auto":
+            raise ValueError(f'batch_size must be a positive int or "auto"; got {batch_size!r}.')
+        low, high = AUTO_BATCH_RANGE
+        target = max(int(n_rows) // AUTO_MIN_STEPS, 1)
+        power = 1 << (target.bit_length() - 1)          # largest power of two <= target
+        return int(min(max(power, low), high)), 1.0 / L2_REFERENCE_BATCH
+    batch_size = int(batch_size)
+    return batch_size, 1.0 / batch_size
 
 #: What to lower when a stage diverges: the parameter holding that stage's step size.
 _STEP_SIZE = {

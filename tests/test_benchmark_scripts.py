@@ -188,3 +188,20 @@ def test_gpu_check_smoke_runs_the_half_this_machine_has(gpu_check, tmp_path):
     (epochs,) = result["epochs"]["rows"]
     assert epochs["n_interactions"] == 10_000 and epochs["cpu"]["epoch_s"] > 0
     assert ("cuda" in epochs) is cuda
+
+
+# ---------------------------------------------------------------------------- shift.py --defaults
+def test_shift_defaults_builds_every_estimator_exactly_as_a_user_calls_it():
+    from invrec import EIORRecommender
+    from invrec.baselines import UltraGCNRecommender
+
+    shift = _load("shift")
+    for name, cls in [("painvrl", PaInvRLRecommender), ("eior", EIORRecommender),
+                      ("ultragcn", UltraGCNRecommender)]:
+        built = shift.build(name, 3, defaults=True).get_params(deep=False)
+        plain = cls(random_state=3, device="cpu").get_params(deep=False)
+        assert {k: repr(v) for k, v in built.items()} == {k: repr(v) for k, v in plain.items()}
+        # without the flag the laptop settings apply (a smaller width, the laptop batch)
+        laptop = shift.build(name, 3).get_params(deep=False)
+        assert laptop["batch_size"] == 256 and laptop["embedding_dim"] == 32
+    assert shift.parse_args(["--defaults"]).defaults

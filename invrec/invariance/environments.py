@@ -251,7 +251,7 @@ def _score_interactions(models, users, items, feature_mask, chunk=65536):
 
 def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, feature_mask=None,
                        labels=None, max_rounds=10, tol=0.01, epochs=20, batch_size=512,
-                       learning_rate=1e-3, n_negatives=50, l2_embedding=1e-4, l2_content=1e-2,
+                       l2_scale=None, learning_rate=1e-3, n_negatives=50, l2_embedding=1e-4, l2_content=1e-2,
                        item_l2_ratio=2.0, id_dim=64, content_dim=64, init_std=0.01,
                        loss_weights=(1.0, 1.0, 1.0, 1.0), user_degree=None, item_degree=None,
                        generator=None, device=None):
@@ -280,7 +280,10 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
         the previous round.
     batch_size, learning_rate, n_negatives, l2_embedding, l2_content, item_l2_ratio, id_dim,
     content_dim, init_std, loss_weights
-        Training of the models (Adam; L2 as coupled weight decay scaled by ``1 / batch_size``).
+        Training of the models (Adam; L2 as coupled weight decay scaled by ``l2_scale``).
+    l2_scale : float, default=None
+        Per-step factor of the L2 terms; None is ``1 / batch_size``
+        (:func:`invrec.training.resolve_batch_size`).
     user_degree, item_degree : Tensor, default=None
         Training degrees for the loss weights; None counts them from ``users`` / ``items``.
     generator : torch.Generator, default=None
@@ -302,7 +305,8 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
     models = EnvironmentModels(n_envs, n_users, n_items, features, id_dim=id_dim,
                                content_dim=content_dim, init_std=init_std, generator=generator)
     optimizer = make_adam(models.l2_parameter_groups(l2_embedding, l2_content, item_l2_ratio,
-                                                     scale=1.0 / batch_size), learning_rate)
+                                                     scale=1.0 / batch_size if l2_scale is None else l2_scale),
+                         learning_rate)
     w = tuple(float(v) for v in loss_weights)
     history = []
     for round_ in range(1, int(max_rounds) + 1):

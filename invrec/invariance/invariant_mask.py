@@ -167,7 +167,7 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
                          gate=None, scorer=None, epochs=40, pareto="mgda", erm_weight=0.0,
                          penalty="invrl", penalty_weight=1.0, penalty_scale="raw", mask_l2=0.1, sigma=0.01,
                          mask_learning_rate=1e-3, learning_rate=1e-3, batch_size=512,
-                         n_negatives=50, l2_embedding=1e-4, l2_content=1e-2, item_l2_ratio=2.0,
+                         l2_scale=None, n_negatives=50, l2_embedding=1e-4, l2_content=1e-2, item_l2_ratio=2.0,
                          id_dim=64, content_dim=64, init_std=0.01, loss_weights=(1.0, 1.0, 1.0, 1.0),
                          user_degree=None, item_degree=None, generator=None):
     """Learn (or continue learning) the invariant feature mask (InvRL's backend, PaInvRL's weighting).
@@ -203,8 +203,8 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         Gate noise of a fresh gate.
     mask_learning_rate, learning_rate : float, default=1e-3
         Adam step sizes of ``mu`` and of the scorer.
-    batch_size, n_negatives, l2_embedding, l2_content, item_l2_ratio, id_dim, content_dim,
-    init_std, loss_weights, user_degree, item_degree, generator
+    batch_size, l2_scale, n_negatives, l2_embedding, l2_content, item_l2_ratio, id_dim,
+    content_dim, init_std, loss_weights, user_degree, item_degree, generator
         As in :func:`~invrec.invariance.infer_environments`.
 
     Returns
@@ -229,7 +229,8 @@ def learn_invariant_mask(users, items, env, n_users, n_items, features, *, n_env
         raise ValueError("learn_invariant_mask needs item content (a scorer with a projection).")
     if gate is None:
         gate = StochasticGateMask(scorer.n_features, sigma=sigma, generator=generator).to(device)
-    groups = scorer.l2_parameter_groups(l2_embedding, l2_content, item_l2_ratio, scale=1.0 / batch_size)
+    groups = scorer.l2_parameter_groups(l2_embedding, l2_content, item_l2_ratio,
+                                        scale=1.0 / batch_size if l2_scale is None else l2_scale)
     for group in groups:
         group["lr"] = learning_rate
     groups.append({"params": [gate.mu], "weight_decay": 0.0, "lr": mask_learning_rate})

@@ -116,8 +116,12 @@ class MaskLearning(BaseEstimator):
     learning_rate : float, default=1e-2
         Adam step size of the gate means (InvRL: 1e-3); the stage's scorer trains at the
         estimator's ``learning_rate``.
-    l2 : float, default=0.1
-        Weight of ``||mu||^2`` in the IRM objective (InvRL ``lam``: 0.1).
+    l2 : float, default=0.0
+        Weight of ``||mu||^2`` in the IRM objective (InvRL ``lam``: 0.1). It pulls every gate
+        towards 0 at the same rate, so on a short budget it moves the invariant gates as much
+        as the spurious ones and the cut takes invariant dimensions with it: at 0.1 the
+        generator's ``none`` regime lost 30% of the baseline's NDCG (``benchmarks/README.md``,
+        "Defaults that hold on small data").
     penalty : {"invrl", "irmv1", "vrex"}, default="invrl"
         Invariance penalty: InvRL's gradient variance, IRMv1 or V-REx.
     penalty_weight : float, default=1.0
@@ -165,7 +169,7 @@ class MaskLearning(BaseEstimator):
         "threshold": [None, StrOptions({"auto"}), Interval(numbers.Real, 0, 1)],
     }
 
-    def __init__(self, *, epochs=10, sigma=0.01, learning_rate=1e-2, l2=0.1, penalty="invrl",
+    def __init__(self, *, epochs=10, sigma=0.01, learning_rate=1e-2, l2=0.0, penalty="invrl",
                  penalty_weight=1.0, penalty_growth=1.05, penalty_scale="raw", weighting="normalized",
                  threshold=None):
         self.epochs = epochs
@@ -200,6 +204,7 @@ class StageTraining:
     """The backbone settings the stage models train with (the estimator's own)."""
 
     batch_size: int
+    l2_scale: float
     learning_rate: float
     n_negatives: int
     l2_embedding: float
@@ -314,7 +319,7 @@ STAGE_NEGATIVES, STAGE_LOSS_WEIGHTS = 50, (1.0, 1.0, 1.0, 1.0)
 def stage_training(estimator, data):
     """The :class:`StageTraining` of an estimator with the backbone's parameters."""
     return StageTraining(
-        batch_size=estimator.batch_size, learning_rate=estimator.learning_rate,
+        batch_size=data.batch_size, l2_scale=data.l2_scale, learning_rate=estimator.learning_rate,
         n_negatives=getattr(estimator, "n_negatives", STAGE_NEGATIVES),
         l2_embedding=estimator.l2_embedding,
         l2_content=estimator.l2_content, item_l2_ratio=estimator.item_l2_ratio,
