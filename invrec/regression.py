@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.utils import RegressorTags
 
 from .metrics import make_rating_scorer, rmse
 from .nn import RatingScale
@@ -38,6 +39,8 @@ class RatingRegressorMixin:
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"           # sklearn.base.is_regressor is True
+        tags.regressor_tags = RegressorTags()
         tags.target_tags.required = True
         return tags
 

@@ -239,3 +239,15 @@ def test_id_only_data_fits_and_ranks(synthetic):
     model = EIORRecommender(**{**TINY, "max_epochs": 2}).fit(synthetic.interactions[["user", "item"]])
     np.testing.assert_array_equal(model.attention_weights_, np.tile((1.0, 0.0), (model.n_items_, 1)))
     assert len(model.recommend([0, 1], n=5)) == 10
+
+
+def test_eior_regressor_is_a_sklearn_regressor_and_the_recommender_is_not():
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.model_selection import KFold, check_cv
+
+    assert is_regressor(EIORRegressor()) and not is_regressor(EIORRecommender())
+    # so a search splits its ratings by plain K-fold, never stratified by rating value
+    ratings = np.repeat([1, 2, 3, 4, 5], 4)
+    assert type(check_cv(3, ratings, classifier=is_classifier(EIORRegressor()))) is KFold
+    tags = EIORRegressor().__sklearn_tags__()
+    assert tags.estimator_type == "regressor" and tags.target_tags.required

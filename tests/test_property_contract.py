@@ -35,6 +35,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.base import is_regressor
 
 import invrec
 from invrec import ItemFeatures
@@ -69,7 +70,7 @@ def _tiny(name):
 
 
 def _is_regressor(estimator):
-    return estimator.__sklearn_tags__().target_tags.required
+    return is_regressor(estimator)
 
 
 # ---------------------------------------------------------------- strategies
