@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from .features import ItemFeatures, NoReferenceContentError
 from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import validation_holdout_mask
-from .training import EarlyStopping, resolve_batch_size, train_epochs
+from .training import EarlyStopping, resolve_batch_size, resolve_l2_embedding, train_epochs
 from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame, similar_rows
 from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
@@ -144,6 +144,9 @@ class FitData:
     l2_scale : float or None
         Factor of the whole-matrix L2 terms of one step (``1 / batch_size`` for a given int,
         ``1 / 4096`` under ``"auto"``).
+    l2_embedding : float or None
+        The id-embedding L2 weight of the fit: the estimator's ``l2_embedding`` with ``"auto"``
+        resolved from the training graph's density (:func:`invrec.training.resolve_l2_embedding`).
     """
 
     users: torch.Tensor
@@ -164,6 +167,7 @@ class FitData:
     seen: sp.csr_array | None = None
     batch_size: int | None = None
     l2_scale: float | None = None
+    l2_embedding: float | None = None
 
 
 class BaseRecommender(BaseEstimator):
@@ -180,7 +184,8 @@ class BaseRecommender(BaseEstimator):
     to the catalog, missing rows as NaN, or None), ``history_`` (one dict per epoch) and
     ``device_`` (where the model was trained); trained models also set ``batch_size_`` (the
     batch size the fit used: ``batch_size`` with ``"auto"`` resolved,
-    :func:`invrec.training.resolve_batch_size`).
+    :func:`invrec.training.resolve_batch_size`) and ``l2_embedding_`` (likewise,
+    :func:`invrec.training.resolve_l2_embedding`).
 
     Estimators that learn vectors (a ``module_`` with ``user_vectors()`` and ``item_vectors()``)
     also expose them as ``user_embeddings_`` and ``item_embeddings_`` (read-only arrays, rows in
@@ -406,6 +411,8 @@ class BaseRecommender(BaseEstimator):
         if hasattr(self, "batch_size"):
             data.batch_size, data.l2_scale = resolve_batch_size(self.batch_size, len(tr_users))
             self.batch_size_ = data.batch_size
+        if hasattr(self, "l2_embedding"):
+            data.l2_embedding = self.l2_embedding_ = resolve_l2_embedding(self.l2_embedding, tr_users, tr_items)
         self._validation_seen = None
         if valid_table is not None:
             u = self._user_index.get_indexer(valid_table[USER])

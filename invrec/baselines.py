@@ -32,7 +32,7 @@ __all__ = ["PopularityRecommender", "UltraGCNRecommender"]
 BACKBONE_CONSTRAINTS = {
     "embedding_dim": [Interval(numbers.Integral, 1, None)],
     "content_dim": [Interval(numbers.Integral, 0, None)],
-    "l2_embedding": [Interval(numbers.Real, 0, None)],
+    "l2_embedding": [Interval(numbers.Real, 0, None), StrOptions({"auto"})],
     "l2_content": [Interval(numbers.Real, 0, None)],
     "item_l2_ratio": [Interval(numbers.Real, 0, None)],
     "init_std": [Interval(numbers.Real, 0, None)],
@@ -140,9 +140,13 @@ class UltraGCNRecommender(BaseRecommender):
     loss_weights : tuple of 4 floats, default=(1.0, 1.0, 1.0, 1.0)
         UltraGCN's ``w1..w4``: positive weight ``w1 + w2 beta_u beta_i``, negative weight
         ``w3 + w4 beta_u beta_j`` (InvRL: all 1).
-    l2_embedding : float, default=1e-2
-        L2 weight on ``||U||^2 + item_l2_ratio ||V||^2`` (InvRL ``wd1``: 1e-4 at batch size 512;
-        1e-2 selected on TikTok's validation split at 4096).
+    l2_embedding : float or "auto", default="auto"
+        L2 weight on ``||U||^2 + item_l2_ratio ||V||^2`` (InvRL ``wd1``: 1e-4 at batch size 512).
+        ``"auto"`` is 1e-2, selected on TikTok's validation split at 4096, grown in proportion
+        to the training graph's mean degree over TikTok's
+        (:func:`invrec.training.resolve_l2_embedding`; kept as ``l2_embedding_``): 1e-2 on
+        TikTok, 3.5e-2 on the denser Last.fm (its validation grid: 3e-2), 1.7e-2 on the
+        generator.
     l2_content : float, default=1.0
         L2 weight on the content tower (InvRL ``wd2``: 1e-2 at batch size 512; 1.0 selected on
         TikTok's validation split at 4096).
@@ -183,7 +187,9 @@ class UltraGCNRecommender(BaseRecommender):
         The trained torch model.
     history_ : list of dict
         Per epoch: ``train_loss``, ``fit_time`` (s) and, with validation, ``valid_ndcg@20``.
-    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_, batch_size_
+    batch_size_, l2_embedding_ : int, float
+        The batch size and the id L2 weight the fit used (``"auto"`` resolved from the data).
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`.
 
     Notes
@@ -226,7 +232,7 @@ class UltraGCNRecommender(BaseRecommender):
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
                  learning_rate=1e-2, n_negatives=50, negative_sampling="shared",
                  negative_group_size=None,
-                 loss_weights=(1.0, 1.0, 1.0, 1.0), l2_embedding=1e-2, l2_content=1.0,
+                 loss_weights=(1.0, 1.0, 1.0, 1.0), l2_embedding="auto", l2_content=1.0,
                  item_l2_ratio=2.0, item_item_weight=0.0, n_item_neighbors=10, init_std=0.01,
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
@@ -260,7 +266,7 @@ class UltraGCNRecommender(BaseRecommender):
             content_dim=self.content_dim, init_std=self.init_std, generator=data.generator,
         )
         # The whole-matrix L2 of every step, divided by the batch size, as coupled weight decay.
-        groups = self.module_.l2_parameter_groups(self.l2_embedding, self.l2_content,
+        groups = self.module_.l2_parameter_groups(data.l2_embedding, self.l2_content,
                                                   self.item_l2_ratio, scale=data.l2_scale)
         optimizer = make_adam(groups, self.learning_rate)
         self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)

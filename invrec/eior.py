@@ -56,8 +56,9 @@ _PARAMETERS = """embedding_dim : int, default=128
         batch the L2 weights are tuned at, smaller on small data; kept as ``batch_size_``).
     learning_rate : float, default=1e-2
         Adam step size (UltraGCNRecommender's default).
-{ranking}    l2_embedding : float, default=1e-2
-        L2 on user and item id embeddings (UltraGCNRecommender's default at batch 4096).
+{ranking}    l2_embedding : float or "auto", default="auto"
+        L2 on user and item id embeddings (UltraGCNRecommender's default: 1e-2 at TikTok's
+        density, grown with the training graph's mean degree; kept as ``l2_embedding_``).
     l2_content : float, default=1.0
         L2 on the two content projections (UltraGCNRecommender's default). The fusion and the
         rating biases get none (their scale is bounded by the softmax / set by the data).
@@ -129,7 +130,9 @@ _ATTRIBUTES = """module_ : FusedItemModel
         The stage records, then one record per final epoch (``stage="final"``) with
         ``train_loss``, ``loss_fuse``, ``loss_irm``, ``loss_erm``, ``attention_inv`` (mean
         invariant weight of up to 256 items of each batch) and ``{monitor}``.
-    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_, batch_size_
+    batch_size_, l2_embedding_ : int, float
+        The batch size and the id L2 weight the fit used (``"auto"`` resolved from the data).
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`."""
 
 _CONSTRAINTS = {**BACKBONE_CONSTRAINTS, **STAGE_CONSTRAINTS, **FUSION_CONSTRAINTS,
@@ -154,7 +157,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
 
     @reject_renamed
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
-                 learning_rate=1e-2, l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0,
+                 learning_rate=1e-2, l2_embedding="auto", l2_content=1.0, item_l2_ratio=2.0,
                  item_id_weight=1.0, init_std=0.01, fusion=None, objective=None, environments=None,
                  mask=None, n_outer_iter=2, decorrelate="none", early_stopping=True,
                  validation_fraction=0.1, n_iter_no_change=30, device="auto", random_state=None, verbose=0,
@@ -250,7 +253,7 @@ class EIORRecommender(_EIORBase):
     @reject_renamed
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
-                 l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
+                 l2_embedding="auto", l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, fusion=None, objective=None, environments=None, mask=None,
                  n_outer_iter=2, decorrelate="none", early_stopping=True, validation_fraction=0.1,
                  n_iter_no_change=30,

@@ -81,9 +81,11 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         model, by an environment's rows in the environment and mask stages.
     loss_weights : tuple of 4 floats, default=(1.0, 1.0, 1.0, 1.0)
         UltraGCN's ``w1..w4`` (InvRL: all 1).
-    l2_embedding : float, default=1e-2
-        L2 weight on the user and item id embeddings (InvRL ``wd1``: 1e-4 at batch size 512;
-        invrec's backbone default at 4096).
+    l2_embedding : float or "auto", default="auto"
+        L2 weight on the user and item id embeddings (InvRL ``wd1``: 1e-4 at batch size 512).
+        ``"auto"`` is the backbone's default: 1e-2 at TikTok's density, grown with the training
+        graph's mean degree (:func:`invrec.training.resolve_l2_embedding`; kept as
+        ``l2_embedding_``).
     l2_content : float, default=1.0
         L2 weight on the content projections and the attention (InvRL ``wd2``: 1e-2 at batch
         size 512; invrec's backbone default at 4096).
@@ -165,7 +167,9 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         (``stage="mask"``) and per final epoch (``stage="final"``: ``train_loss``,
         ``loss_fuse``, ``attention_inv`` (mean invariant weight of up to 256 items of each batch),
         ``valid_ndcg@20``); every record has ``fit_time`` (s).
-    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_, batch_size_
+    batch_size_, l2_embedding_ : int, float
+        The batch size and the id L2 weight the fit used (``"auto"`` resolved from the data).
+    user_ids_, item_ids_, unseen_items_, n_users_, n_items_, item_features_, device_
         See :class:`~invrec.base.BaseRecommender`.
 
     Examples
@@ -200,7 +204,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     @reject_renamed
     def __init__(self, *, embedding_dim=128, content_dim=64, max_epochs=200, batch_size="auto",
                  learning_rate=1e-2, n_negatives=50, loss_weights=(1.0, 1.0, 1.0, 1.0),
-                 l2_embedding=1e-2, l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
+                 l2_embedding="auto", l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, environments=None, mask=None, n_outer_iter=2, fusion=None,
                  decorrelate="both",
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,

@@ -49,12 +49,12 @@ def test_auto_equals_its_batch_with_the_l2_charged_at_4096(data):
     # with both L2 weights divided by 4096 / 256 = 16.
     X = data.interactions[["user", "item"]]
     common = dict(embedding_dim=8, content_dim=8, max_epochs=3, early_stopping=False, random_state=0)
-    auto = UltraGCNRecommender(**common).fit(X, item_features=data.item_features)
+    auto = UltraGCNRecommender(**common, l2_embedding=1e-2).fit(X, item_features=data.item_features)
     assert auto.batch_size_ == 256
     same = UltraGCNRecommender(**common, batch_size=256, l2_embedding=1e-2 / 16, l2_content=1.0 / 16)
     same.fit(X, item_features=data.item_features)
     np.testing.assert_array_equal(_scores(auto, data), _scores(same, data))
-    plain = UltraGCNRecommender(**common, batch_size=256).fit(X, item_features=data.item_features)
+    plain = UltraGCNRecommender(**common, batch_size=256, l2_embedding=1e-2).fit(X, item_features=data.item_features)
     assert plain.batch_size_ == 256
     assert not np.array_equal(_scores(auto, data), _scores(plain, data))
 
@@ -67,7 +67,7 @@ def test_the_stages_train_at_the_resolved_batch(cls, data):
     common = dict(embedding_dim=8, content_dim=8, max_epochs=2, early_stopping=False, random_state=0,
                   n_outer_iter=1, environments=EnvironmentInference(3, embedding_dim=8, max_rounds=1, epochs=1),
                   mask=MaskLearning(epochs=2, threshold="auto"))
-    auto = cls(**common).fit(X, item_features=data.item_features)
+    auto = cls(**common, l2_embedding=1e-2).fit(X, item_features=data.item_features)
     same = cls(**common, batch_size=256, l2_embedding=1e-2 / 16, l2_content=1.0 / 16)
     same.fit(X, item_features=data.item_features)
     assert auto.batch_size_ == same.batch_size_ == 256
@@ -79,3 +79,40 @@ def test_the_stages_train_at_the_resolved_batch(cls, data):
 def test_bad_batch_size_names_the_choices(data):
     with pytest.raises(ValueError, match="batch_size.*auto"):
         UltraGCNRecommender(batch_size="big").fit(data.interactions[["user", "item"]])
+
+
+# ---------------------------------------------------------------------------- l2_embedding="auto"
+def test_auto_l2_grows_with_the_mean_degree_hand_values():
+    from invrec.training import resolve_l2_embedding
+
+    # 6 rows over 2 users and 3 items: degree 2 * 6 / 5 = 2.4
+    users, items = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 1, 2, 0, 1, 2])
+    assert resolve_l2_embedding("auto", users, items) == pytest.approx(1e-2 * 2.4 / 7.66)
+    # a repeated row counts twice (it is two interactions), and only ids with rows count
+    assert resolve_l2_embedding("auto", np.array([5, 5]), np.array([9, 9])) == pytest.approx(1e-2 * 2 / 7.66)
+    assert resolve_l2_embedding(3e-2, users, items) == 3e-2
+    with pytest.raises(ValueError, match='"auto"'):
+        resolve_l2_embedding("big", users, items)
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 5))
+def test_auto_l2_scales_with_density_not_size(n_users, n_items, copies):
+    # the full n_users x n_items graph, each pair `copies` times: degree 2 c u i / (u + i)
+    from invrec.training import resolve_l2_embedding
+
+    u, i = np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij")
+    users, items = np.tile(u.ravel(), copies), np.tile(i.ravel(), copies)
+    expected = 1e-2 * 2 * copies * n_users * n_items / (n_users + n_items) / 7.66
+    assert resolve_l2_embedding("auto", users, items) == pytest.approx(expected)
+
+
+def test_auto_l2_is_what_the_fit_trains_with(data):
+    from invrec.training import resolve_l2_embedding
+
+    X = data.interactions[["user", "item"]]
+    common = dict(embedding_dim=8, content_dim=8, max_epochs=3, early_stopping=False, random_state=0)
+    auto = UltraGCNRecommender(**common, l2_embedding="auto").fit(X, item_features=data.item_features)
+    expected = resolve_l2_embedding("auto", X["user"].to_numpy(), X["item"].to_numpy())
+    assert auto.l2_embedding_ == pytest.approx(expected) and auto.l2_embedding == "auto"
+    same = UltraGCNRecommender(**common, l2_embedding=expected).fit(X, item_features=data.item_features)
+    np.testing.assert_allclose(_scores(auto, data), _scores(same, data), rtol=0, atol=0)

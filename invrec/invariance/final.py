@@ -55,7 +55,7 @@ def train_fused_model(estimator, model, objective, data):
 
     Returns the ``(n_items, 2)`` (invariant, variant) weights of the trained model's items.
     """
-    groups = model.l2_parameter_groups(estimator.l2_embedding, estimator.l2_content,
+    groups = model.l2_parameter_groups(data.l2_embedding, estimator.l2_content,
                                        estimator.item_l2_ratio, scale=data.l2_scale)
     estimator._train_epochs(model, make_adam(groups, estimator.learning_rate), objective, data)
     with torch.no_grad():

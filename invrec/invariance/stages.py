@@ -121,7 +121,7 @@ class MaskLearning(BaseEstimator):
         towards 0 at the same rate, so on a short budget it moves the invariant gates as much
         as the spurious ones and the cut takes invariant dimensions with it: at 0.1 the
         generator's ``none`` regime lost 30% of the baseline's NDCG (``benchmarks/README.md``,
-        "Defaults that hold on small data").
+        "Defaults that hold across data").
     penalty : {"invrl", "irmv1", "vrex"}, default="invrl"
         Invariance penalty: InvRL's gradient variance, IRMv1 or V-REx.
     penalty_weight : float, default=1.0
@@ -321,7 +321,7 @@ def stage_training(estimator, data):
     return StageTraining(
         batch_size=data.batch_size, l2_scale=data.l2_scale, learning_rate=estimator.learning_rate,
         n_negatives=getattr(estimator, "n_negatives", STAGE_NEGATIVES),
-        l2_embedding=estimator.l2_embedding,
+        l2_embedding=data.l2_embedding,
         l2_content=estimator.l2_content, item_l2_ratio=estimator.item_l2_ratio,
         id_dim=estimator.embedding_dim, content_dim=estimator.content_dim,
         init_std=estimator.init_std,
