@@ -57,27 +57,37 @@ from invrec.milk import MILKRecommender  # noqa: E402
 from invrec.model_selection import NewItemSplit  # noqa: E402
 from invrec.multimodal import CrossModalImputer  # noqa: E402
 
-SETTINGS = ("full", "ftmt", "mtmt", "one-or-two")
+SETTINGS = ("full", "ftmt", "mtmt", "one-or-two", "ftmt-head", "ftmt-tail", "ftmt-together",
+            "lose-<modality>")
+#: MILK rows: changes to the estimator's defaults (issue 16: missing-modality mixtures,
+#: invariance 5, cross-modal imputation, negatives from the training items).
 MILK_VARIANTS = {
     "milk": {},
-    "milk-inv5": {"invariance_weight": 5.0},
-    "milk-missing": {"mixtures": "missing", "invariance_weight": 5.0},
+    "milk-avail": {"availability_aware": True},
+    "milk-cyclic": {"mixtures": "cyclic"},
+    "milk-inv50": {"invariance_weight": 50.0},
+    "milk-mean": {"missing_fill": "mean"},
+    "milk-all-negatives": {"negative_pool": "all"},
+    "milk-paper": {"mixtures": "cyclic", "invariance_weight": 50.0, "missing_fill": "mean",
+                   "negative_pool": "all"},
     "milk-no-align": {"alignment_weight": 0.0},
     "milk-no-env": {"mixtures": "none"},
     "milk-neither": {"alignment_weight": 0.0, "mixtures": "none"},
 }
 MODELS = (*MILK_VARIANTS, "ultragcn-content", "feature-knn", "feature-knn-impute")
 LABELS = {
-    "milk": "MILK", "milk-inv5": "MILK, invariance weight 5",
-    "milk-missing": "MILK, missing-modality environments, invariance 5", "milk-no-align": "MILK w/o alignment", "milk-no-env": "MILK w/o environments",
+    "milk": "MILK (defaults)", "milk-avail": "MILK, availability-aware fusion",
+    "milk-cyclic": "MILK, cyclic mixtures", "milk-inv50": "MILK, invariance 50",
+    "milk-mean": "MILK, mean fill", "milk-all-negatives": "MILK, negatives from all items",
+    "milk-paper": "MILK, paper settings (cyclic, inv 50, mean fill, all negatives)",
+    "milk-no-align": "MILK w/o alignment", "milk-no-env": "MILK w/o mixtures",
     "milk-neither": "MILK w/o both", "ultragcn-content": "UltraGCN, content score",
     "feature-knn": "feature-kNN", "feature-knn-impute": "feature-kNN, imputed features",
 }
-#: Settings of every MILK row on top of the estimator's (paper) defaults: a 3x learning rate and
-#: a patience of 20 epochs keep a fit near a minute on 2 shared cores (at 1e-3 MILK needs ~250
-#: epochs), and negatives from the training items only (the default "all" also draws the new
-#: items, whose features are test data; "warm" was better for every variant in a trial run).
-MILK_COMMON = {"learning_rate": 3e-3, "n_iter_no_change": 20, "negative_pool": "warm"}
+#: Settings of every MILK row on top of the estimator's defaults: a 3x learning rate and a
+#: patience of 20 epochs keep a fit near a minute on 2 shared cores (at 1e-3 MILK needs ~250
+#: epochs).
+MILK_COMMON = {"learning_rate": 3e-3, "n_iter_no_change": 20}
 #: Per-dataset MILK settings (the paper's TikTok alignment weight is 0.5).
 MILK_DATASET = {"lastfm": {}, "tiktok": {"alignment_weight": 0.5}}
 #: Known-good UltraGCN settings (common.md), passed explicitly.
@@ -90,7 +100,18 @@ ULTRAGCN = {
 
 
 # ---------------------------------------------------------------------- data
-def new_item_split(name, data_dir, seed):
+def with_whisper(features, data_dir):
+    """Last.fm's features plus its Whisper audio embedding as a third modality ``"whisper"``."""
+    from invrec.datasets import load_lastfm_2k_mm
+    whisper = load_lastfm_2k_mm(protocol.dataset_folder("lastfm", data_dir), audio="whisper").item_features
+    if not np.array_equal(np.asarray(whisper.item_ids), np.asarray(features.item_ids)):
+        raise ValueError("the Whisper features do not list the items in the catalog's order")
+    blocks = {m: features[m] for m in features.modalities}
+    blocks["whisper"] = whisper["audio"]
+    return type(features)(blocks, item_ids=features.item_ids)
+
+
+def new_item_split(name, data_dir, seed, whisper=False):
     """All interactions of ``name``, split by NewItemSplit; returns a dict of frames and ids."""
     split = protocol.load_split(name, data_dir)
     table = pd.concat([split.train, split.valid, split.test], ignore_index=True)
@@ -102,17 +123,42 @@ def new_item_split(name, data_dir, seed):
         "valid": table.iloc[valid].reset_index(drop=True),
         "test": table.iloc[test].reset_index(drop=True),
         "valid_items": np.asarray(new["validation"]), "test_items": np.asarray(new["test"]),
-        "features": split.item_features,
+        "features": with_whisper(split.item_features, data_dir) if whisper and name == "lastfm"
+                    else split.item_features,
     }
 
 
 def setting_features(features, data, setting, seed):
-    """The item features of one missing-modality setting (``ItemFeatures.with_missing``)."""
+    """The item features of one missing-modality setting (``ItemFeatures.with_missing``).
+
+    Structured settings (issue 16): ``lose-<modality>`` takes that modality from every new item
+    (validation and test); ``ftmt-together`` is FTMT where the chosen new items lose every
+    modality but the first at once (three or more modalities: Last.fm with ``--whisper`` loses
+    both audio encoders, i.e. the audio); ``ftmt-head`` / ``ftmt-tail`` are FTMT with the new items that lose a
+    modality drawn with probability proportional to their number of interactions (popular items
+    miss content more) or to its inverse ``1 / (1 + n)`` (long-tail items miss content more).
+    """
+    new = np.concatenate([data["valid_items"], data["test_items"]])
     if setting == "full":
         return features
     if setting == "one-or-two":
-        new = np.concatenate([data["valid_items"], data["test_items"]])
         return features.with_missing(0.9, n_missing=(1, 2), items=new, random_state=seed)
+    if setting.startswith("lose-"):
+        return features.with_missing(1.0, items=new, modalities=setting[len("lose-"):])
+    if setting == "ftmt-together":            # all modalities but the first go missing together
+        rest = list(features.modalities[1:])
+        out = features.with_missing(0.5, items=data["test_items"], modalities=rest, n_missing=len(rest),
+                                    random_state=seed)
+        return out.with_missing(0.5, items=data["valid_items"], modalities=rest, n_missing=len(rest),
+                                random_state=seed + 1)
+    if setting in ("ftmt-head", "ftmt-tail"):
+        counts = pd.concat([data["valid"], data["test"]])["item"].value_counts()
+        out = features
+        for offset, items in enumerate((data["test_items"], data["valid_items"])):
+            n = counts.reindex(items).fillna(0).to_numpy(dtype=float)
+            weights = n if setting == "ftmt-head" else 1.0 / (1.0 + n)
+            out = out.with_missing(0.5, items=items, weights=weights, random_state=seed + offset)
+        return out
     out = features.with_missing(0.5, items=data["test_items"], random_state=seed)
     out = out.with_missing(0.5, items=data["valid_items"], random_state=seed + 1)
     if setting == "mtmt":
@@ -240,12 +286,76 @@ def markdown(rows, header):
     return "\n".join(lines)
 
 
+def mean_markdown(rows, header):
+    """Mean NDCG@20 over the splits per model and setting, the drop from full and the wins."""
+    lines = [header, ""]
+    frame = pd.DataFrame([{"dataset": r["dataset"], "setting": r["setting"], "model": r["model"],
+                           "seed": r["seed"], "test-new": r["test-new"]["ndcg@20"],
+                           "all-new": r["all-new"]["ndcg@20"], "s_per_epoch": r.get("s_per_epoch")}
+                          for r in rows])
+    for dataset, sub in frame.groupby("dataset", sort=False):
+        settings = list(dict.fromkeys(sub["setting"]))
+        n_seeds = sub["seed"].nunique()
+        for proto in ("test-new", "all-new"):
+            lines += [f"### {dataset}: mean NDCG@20 over {n_seeds} splits (seeds "
+                      f"{sorted(sub['seed'].unique().tolist())}), ranking among "
+                      f"{'the test new items' if proto == 'test-new' else 'all new items'}", ""]
+            table = sub.pivot_table(index="model", columns="setting", values=proto, aggfunc="mean", sort=False)
+            lines.append("| model | " + " | ".join(settings)
+                         + (" | drop full->" + " | drop full->".join(s for s in settings if s != "full")
+                            if "full" in settings else "") + " | s/epoch |")
+            lines.append("|---|" + "---|" * (2 * len(settings) - ("full" in settings) + 1))
+            for model in dict.fromkeys(sub["model"]):
+                cells = [f"{table.loc[model, s]:.4f}" if s in table.columns and pd.notna(table.loc[model, s])
+                         else "-" for s in settings]
+                if "full" in settings:
+                    full = table.loc[model, "full"]
+                    cells += [f"{100 * (full - table.loc[model, s]) / full:.1f}%" for s in settings if s != "full"]
+                spe = sub.loc[sub["model"] == model, "s_per_epoch"].dropna()
+                lines.append(f"| {LABELS[model]} | " + " | ".join(cells) + " | "
+                             + (f"{spe.mean():.3f}" if len(spe) else "-") + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def cost(data_dir, seed, epochs, milk_params):
+    """Seconds per MILK epoch (defaults, no validation) on Last.fm new items with 2, 3 and 6 modalities.
+
+    2: text + VGGish; 3: + Whisper; 6: the text split in two halves and Whisper in three thirds
+    (each part its own modality), so the 6-modality content has as many columns as the 3 one.
+    """
+    data = new_item_split("lastfm", data_dir, seed, whisper=True)
+    full = data["features"]
+    variants = {2: {m: full[m] for m in ("text", "audio")},
+                3: {m: full[m] for m in ("text", "audio", "whisper")},
+                6: {"text0": full["text"][:, :192], "text1": full["text"][:, 192:], "audio": full["audio"],
+                    **{f"whisper{k}": full["whisper"][:, 170 * k: 170 * (k + 1) + (2 if k == 2 else 0)]
+                       for k in range(3)}}}
+    lines = ["| modalities | columns | s/epoch (mean over epochs 2..) |", "|---|---|---|"]
+    for m, blocks in variants.items():
+        features = type(full)(blocks, item_ids=full.item_ids)
+        params = {**MILK_COMMON, **milk_params, "max_epochs": epochs, "early_stopping": False}
+        model = MILKRecommender(random_state=seed, device="cpu", **params)
+        model.fit(data["train"], item_features=features)
+        times = [h["fit_time"] for h in model.history_][1:]
+        lines.append(f"| {m} | {sum(features.dims.values())} | {np.mean(times):.3f} |")
+        print(lines[-1], flush=True)
+    print("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["lastfm"], choices=sorted(protocol.DATASETS))
-    parser.add_argument("--settings", nargs="+", default=["full", "ftmt", "mtmt"], choices=SETTINGS)
+    parser.add_argument("--settings", nargs="+", default=["full", "ftmt", "mtmt"],
+                        help=f"any of {', '.join(SETTINGS)}")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--whisper", action="store_true",
+                        help="Last.fm with its Whisper audio embedding as a third modality")
+    parser.add_argument("--cost", action="store_true",
+                        help="only time MILK epochs with 2, 3 and 6 modalities on Last.fm (see cost())")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="several splits in one run (overrides --seed); adds mean tables")
     parser.add_argument("--data-dir", default=str(HERE.parent.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--threads", type=int, default=1)
@@ -255,25 +365,34 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    bad = [s for s in args.settings if s not in SETTINGS and not s.startswith("lose-")]
+    if bad:
+        parser.error(f"unknown settings {bad}; choose from {SETTINGS}")
     max_epochs = 3 if args.quick else args.max_epochs
+    if args.cost:
+        return cost(args.data_dir, args.seed, max_epochs or 10, json.loads(args.milk_params))
+    seeds = args.seeds if args.seeds else [args.seed]
     rows, start = [], time.perf_counter()
-    for name in args.datasets:
+    for name, seed in ((n, s) for n in args.datasets for s in seeds):
         if not protocol.dataset_folder(name, args.data_dir).is_dir():
             print(f"skip {name}: {protocol.dataset_folder(name, args.data_dir)} is absent")
             continue
-        data = new_item_split(name, args.data_dir, args.seed)
-        print(f"{name}: {len(data['train'])} training rows, {len(data['valid_items'])} validation and "
+        data = new_item_split(name, args.data_dir, seed, whisper=args.whisper)
+        print(f"{name}, seed {seed}: {len(data['train'])} training rows, {len(data['valid_items'])} validation and "
               f"{len(data['test_items'])} test new items, {data['test']['user'].nunique()} test users",
               flush=True)
         for setting in args.settings:
-            if setting == "one-or-two" and data["features"].n_modalities < 3:
+            if setting in ("one-or-two", "ftmt-together") and data["features"].n_modalities < 3:
                 print(f"skip one-or-two on {name}: it needs 3 modalities (losing two must leave one); "
                       f"this copy has {data['features'].n_modalities}")
                 continue
-            features = setting_features(data["features"], data, setting, args.seed)
+            if setting.startswith("lose-") and setting[5:] not in data["features"].modalities:
+                print(f"skip {setting} on {name}: its modalities are {data['features'].modalities}")
+                continue
+            features = setting_features(data["features"], data, setting, seed)
             for model in args.models:
-                row = {"dataset": name, "setting": setting, "model": model,
-                       **run_one(name, data, features, model, args.seed, max_epochs,
+                row = {"dataset": name, "setting": setting, "model": model, "seed": seed,
+                       **run_one(name, data, features, model, seed, max_epochs,
                                         json.loads(args.milk_params))}
                 rows.append(row)
                 print(f"  {setting:10s} {model:18s} N@20 test-new {row['test-new']['ndcg@20']:.4f} "
@@ -283,12 +402,13 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/new_items.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    header = (f"## New-item benchmark\n\n`{command}`: seed {args.seed}, {torch.get_num_threads()} torch "
+    header = (f"## New-item benchmark\n\n`{command}`: seeds {seeds}, {torch.get_num_threads()} torch "
               f"thread(s), {platform.machine()} with {os.cpu_count()} cores, torch {torch.__version__}, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, total {time.perf_counter() - start:.0f} s.")
     (out / "new_items.json").write_text(json.dumps(rows, indent=1, default=str))
-    (out / "new_items.md").write_text(markdown(rows, header) + "\n")
-    print(markdown(rows, header))
+    text = markdown(rows, header) if len(seeds) == 1 else mean_markdown(rows, header)
+    (out / "new_items.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -344,7 +344,8 @@ class ItemFeatures:
             values[name] = rows.mean(axis=0, dtype=np.float64).astype(m.dtype)
         return values
 
-    def with_missing(self, fraction, *, n_missing=1, items=None, random_state=None):
+    def with_missing(self, fraction, *, n_missing=1, items=None, random_state=None, modalities=None,
+                     weights=None):
         """Knock out modalities of randomly chosen items (missing-modality protocols).
 
         ``floor(fraction * len(items))`` items are drawn without replacement; each loses
@@ -365,6 +366,15 @@ class ItemFeatures:
             the training half of MTMT). None means every item.
         random_state : int, Generator or None, default=None
             Seed; an int makes the draw reproducible.
+        modalities : str or sequence of str, default=None
+            Structured missingness: only these modalities can be lost (None: any). One name
+            with ``fraction=1`` takes that modality from every item of ``items``; ``n_missing``
+            equal to their number makes them go missing together.
+        weights : array-like of shape (len(items),), default=None
+            Structured missingness: items are drawn with probability proportional to these
+            non-negative weights (without replacement), aligned with ``items`` (with the
+            catalog's ``item_ids`` when ``items`` is None), for example the items' popularity
+            or its inverse. None draws uniformly.
 
         Returns
         -------
@@ -373,7 +383,8 @@ class ItemFeatures:
         Raises
         ------
         ValueError
-            If a chosen item has too few available modalities to lose ``n_missing`` and keep one.
+            If a chosen item has too few available modalities to lose ``n_missing`` and keep one
+            (of ``modalities``, when given), or fewer items than drawn have a positive weight.
 
         Examples
         --------
@@ -385,19 +396,48 @@ class ItemFeatures:
         >>> ftmt = feats.with_missing(0.5, items=np.arange(5, 10), random_state=0)
         >>> int((~ftmt.availability).sum()), bool(ftmt.availability[:5].all())
         (2, True)
+
+        Every item of 5-9 loses its audio (one modality missing for every new item):
+
+        >>> no_audio = feats.with_missing(1.0, items=np.arange(5, 10), modalities="audio")
+        >>> no_audio.availability[4:].tolist()
+        [[True, True], [True, False], [True, False], [True, False], [True, False], [True, False]]
         """
         fraction = check_fraction(fraction, "fraction", allow_one=True)
         counts = np.atleast_1d(np.asarray(n_missing))
         if counts.ndim != 1 or not np.issubdtype(counts.dtype, np.integer) or (counts < 1).any():
             raise ValueError(f"n_missing must be a positive int or a sequence of them; got {n_missing!r}.")
         rng = check_rng(random_state)
-        pool = np.arange(self.n_items) if items is None else self.index_of(np.unique(np.asarray(items)))
-        chosen = rng.permutation(pool)[: int(np.floor(fraction * len(pool)))]
+        allowed = np.ones(self.n_modalities, dtype=bool)
+        if modalities is not None:
+            names = [modalities] if isinstance(modalities, str) else list(modalities)
+            absent = [name for name in names if name not in self._data]
+            if absent or not names:
+                raise ValueError(f"modalities must name some of {self.modalities}; got {modalities!r}.")
+            allowed = np.isin(np.asarray(self.modalities, dtype=object), names)
+        if weights is None:
+            pool = np.arange(self.n_items) if items is None else self.index_of(np.unique(np.asarray(items)))
+            chosen = rng.permutation(pool)[: int(np.floor(fraction * len(pool)))]
+        else:
+            ids = np.asarray(self._item_ids if items is None else items)
+            w = np.asarray(weights, dtype=float)
+            if w.shape != ids.shape or not (np.isfinite(w) & (w >= 0)).all():
+                raise ValueError(f"weights must be {len(ids)} non-negative finite values, one per item; "
+                                 f"got shape {w.shape}.")
+            unique, first = np.unique(ids, return_index=True)
+            if len(unique) != len(ids):
+                raise ValueError("with weights, items must not repeat an id.")
+            n_draw = int(np.floor(fraction * len(ids)))
+            if (w > 0).sum() < n_draw:
+                raise ValueError(f"{n_draw} items are drawn but only {int((w > 0).sum())} have a positive weight.")
+            pool = self.index_of(unique)
+            picked = rng.choice(len(pool), size=n_draw, replace=False, p=w[first] / w.sum()) if n_draw else []
+            chosen = pool[np.asarray(picked, dtype=int)]
         lose = np.concatenate([np.full(len(g), c) for g, c in
                                zip(np.array_split(np.arange(len(chosen)), len(counts)), counts)])
         avail = self.availability
         n_avail = avail[chosen].sum(1)
-        short = lose >= n_avail
+        short = (lose >= n_avail) | (lose > (avail[chosen] & allowed).sum(1))
         if short.any():
             raise ValueError(
                 f"{int(short.sum())} chosen item(s) have too few available modalities to lose "
@@ -406,6 +446,7 @@ class ItemFeatures:
             )
         keys = rng.random((len(chosen), self.n_modalities))
         keys[~avail[chosen]] = np.inf
+        keys[:, ~allowed] = np.inf
         order = np.argsort(np.argsort(keys, axis=1), axis=1)
         knock = np.zeros_like(avail)
         knock[chosen] = order < lose[:, None]

@@ -12,16 +12,19 @@
    representations with its weights and gives a BPR risk.
 3. **Invariance.** The loss adds ``invariance_weight`` times the (unbiased) variance of the
    mixture risks to their sum, so the ranking may not depend on how the modalities are
-   mixed, in particular on one of them going missing. An invrec option,
+   mixed, in particular on one of them going missing. invrec's default,
    ``mixtures="missing"``, uses instead one mixture per modality in which a random share
-   of the batch's items has that modality replaced by its fill (the test condition of FTMT).
+   of the batch's items has that modality replaced by its fill (the test condition of FTMT);
+   ``mixtures="cyclic"`` is the paper's.
 4. **Cross-modality alignment.** ``alignment_weight`` times the mean squared distance between
    the modality representations of the batch's positive items, over every pair of modalities
    both available (:func:`~invrec.multimodal.cross_modality_alignment`).
-5. **Missing modalities.** A missing modality is a NaN row of ``ItemFeatures``. It is filled with
-   the training mean of that modality (or zeros, or, as an invrec extension, a prediction from
-   the item's available modalities: :class:`~invrec.multimodal.imputation.CrossModalImputer`) at fit and at
-   inference, left out of the alignment term, and inference fuses the modalities uniformly.
+5. **Missing modalities.** A missing modality is a NaN row of ``ItemFeatures``. It is filled, at
+   fit and at inference, with a prediction from the item's available modalities (the invrec
+   default: :class:`~invrec.multimodal.imputation.CrossModalImputer`, fitted on the training
+   items), or the training mean of that modality (the paper's rule), or zeros; it is left out of
+   the alignment term, and inference fuses the modalities uniformly (with
+   ``availability_aware=True`` a filled modality gets a learned reliability and fill token).
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class MILKRecommender(BaseRecommender):
     where ``R_e`` is the BPR risk under mixture ``e`` (uniform, a Dirichlet draw and its
     cyclic shifts, resampled every batch), ``L_align`` the cross-modality alignment of the
     positive items and ``R`` the mean squared norm of the batch's user and uniformly fused item
-    vectors. Missing modalities (NaN rows) are filled with the training mean and never aligned.
+    vectors. Missing modalities (NaN rows) are filled (by default imputed from the item's other
+    modalities) and never aligned.
 
     Parameters
     ----------
@@ -70,23 +74,24 @@ class MILKRecommender(BaseRecommender):
         Adam step size (MILK: 1e-3, no weight decay).
     n_negatives : int, default=1
         Uniform negatives per positive, BPR averaged over them (MILK: 1).
-    negative_pool : {"all", "warm"}, default="all"
-        Items negatives are drawn from: the whole catalog, items without training interactions
-        included (MILK's code), or only items with training interactions. Negatives are not
-        filtered against the user's positives.
+    negative_pool : {"warm", "all"}, default="warm"
+        Items negatives are drawn from: only items with training interactions, or the whole
+        catalog, items without training interactions included (MILK's code: the new items passed
+        in ``item_features`` then take part in training as negatives, so test-time content is
+        read during training). Negatives are not filtered against the user's positives.
     l2_embedding : float, default=1e-4
         Weight of the mean squared norm of the batch's user and fused item vectors (MILK's
         ``reg_coeff``: 1e-4).
     alignment_weight : float, default=0.05
         Weight of the cross-modality alignment (MILK: 0.05 on Amazon, 0.5 on TikTok). 0 removes
         it (the "w/o CMAM" ablation).
-    invariance_weight : float, default=50.0
+    invariance_weight : float, default=5.0
         Weight of the variance of the mixture risks (MILK: 50 on Clothing and TikTok, 1000 on
-        Baby).
+        Baby; 50 costs a sixth of the full-feature accuracy on Last.fm new items).
     dirichlet_alpha : float, default=0.1
         Concentration of the Dirichlet draw (MILK's code: 0.1); smaller gives more extreme
         mixtures.
-    mixtures : {"cyclic", "missing", "cyclic+missing", "none"}, default="cyclic"
+    mixtures : {"missing", "cyclic", "cyclic+missing", "none"}, default="missing"
         "cyclic": MILK's ``M + 1`` cyclic-mixup mixtures; "missing": the uniform mixture
         and ``M`` missing-modality mixtures, where mixture ``m`` replaces modality ``m``
         of a random share ``missing_rate`` of the batch's items by its fill, the test condition
@@ -98,12 +103,22 @@ class MILKRecommender(BaseRecommender):
         Share of the batch's items losing the modality of a missing-modality mixture; used by
         "missing" and "cyclic+missing" only. The default is FTMT's share on two modalities: half
         of the test new items lose one of the two, so a quarter lose a given one.
-    missing_fill : {"mean", "zero", "impute"}, default="mean"
-        Value of a missing modality: the mean of the L2-normalised rows of that modality over the
-        training items (the MILK inference rule), zeros, or "impute": a ridge prediction from the
-        item's available modalities, one regression per pair of modalities fitted on the
-        training items (:class:`~invrec.multimodal.imputation.CrossModalImputer`; an invrec extension). The
-        missing-modality mixtures then replace a lost modality by its imputation too.
+    missing_fill : {"impute", "mean", "zero"}, default="impute"
+        Value of a missing modality: "impute", a ridge prediction from the item's available
+        modalities, one regression per pair of modalities fitted on the training items
+        (:class:`~invrec.multimodal.imputation.CrossModalImputer`; an invrec extension; the
+        missing-modality mixtures then replace a lost modality by its imputation too); the mean
+        of the L2-normalised rows of that modality over the training items (the MILK inference
+        rule); or zeros.
+    availability_aware : bool, default=False
+        Let the item representation know which modalities the item has: a missing modality
+        (filled as ``missing_fill`` says) is represented by ``rho_m G_m(fill) + t_m`` with a
+        learned reliability ``rho_m`` (initially 1) and fill token ``t_m`` (initially 0) per
+        modality, at training (items lacking a modality, and the simulated losses of the
+        missing-modality mixtures) and for items passed after fit, whose availability travels
+        with their content (:class:`~invrec.multimodal.MultimodalContentModel`,
+        ``availability_columns``). An invrec extension; off by default (``benchmarks/README.md``,
+        "MILK at its defaults").
     init_std : float, default=0.1
         Standard deviation of the initial user vectors (MILK: 0.1).
     validation_candidates : {"all", "unseen"}, default="all"
@@ -153,11 +168,13 @@ class MILKRecommender(BaseRecommender):
     Without ``item_features`` the model falls back to free item id vectors as its only
     "modality": BPR matrix factorisation, which cannot score new items.
 
-    The defaults are the paper's. For new items with missing modalities,
-    ``mixtures="missing", invariance_weight=5, missing_fill="impute"`` did best on Last.fm
-    (FTMT NDCG@20 .3912 on the fixed split against .3854 for the ablation without alignment and
-    mixtures, and .3348 for the paper settings, all with the imputation;
-    ``benchmarks/README.md``).
+    The defaults are the setting measured best for new items with missing modalities, not the
+    paper's (``mixtures="cyclic", invariance_weight=50, missing_fill="mean",
+    negative_pool="all"``): on Last.fm new items, three splits, FTMT NDCG@20 .4276 against
+    .4251 for the ablation without alignment and mixtures (same imputation), .3012 for
+    UltraGCN's content tower and .1087 for feature-kNN, with the smallest drop from full
+    features (``benchmarks/README.md``, "MILK at its defaults"). The paper's negative pool also
+    trains on the new items' features, which are test data.
 
     References
     ----------
@@ -193,6 +210,7 @@ class MILKRecommender(BaseRecommender):
         "mixtures": [StrOptions({"cyclic", "missing", "cyclic+missing", "none"})],
         "missing_rate": [Interval(numbers.Real, 0, 1)],
         "missing_fill": [StrOptions({"mean", "zero", "impute"})],
+        "availability_aware": ["boolean"],
         "init_std": [Interval(numbers.Real, 0, None)],
         "validation_candidates": [StrOptions({"all", "unseen"})],
     }
@@ -203,9 +221,10 @@ class MILKRecommender(BaseRecommender):
 
     @reject_renamed
     def __init__(self, *, embedding_dim=64, max_epochs=1000, batch_size=2048, learning_rate=1e-3,
-                 n_negatives=1, negative_pool="all", l2_embedding=1e-4, alignment_weight=0.05,
-                 invariance_weight=50.0, dirichlet_alpha=0.1, mixtures="cyclic",
-                 missing_rate=0.25, missing_fill="mean", init_std=0.1, validation_candidates="all",
+                 n_negatives=1, negative_pool="warm", l2_embedding=1e-4, alignment_weight=0.05,
+                 invariance_weight=5.0, dirichlet_alpha=0.1, mixtures="missing",
+                 missing_rate=0.25, missing_fill="impute", availability_aware=False, init_std=0.1,
+                 validation_candidates="all",
                  early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
@@ -221,6 +240,7 @@ class MILKRecommender(BaseRecommender):
         self.mixtures = mixtures
         self.missing_rate = missing_rate
         self.missing_fill = missing_fill
+        self.availability_aware = availability_aware
         self.init_std = init_std
         self.validation_candidates = validation_candidates
         self.early_stopping = early_stopping
@@ -253,6 +273,22 @@ class MILKRecommender(BaseRecommender):
             return imputer.transform(normalised)
         return normalised.fill_missing(values=self._fill_values)
 
+    def _availability_columns(self):
+        """Whether the content carries availability indicators (``availability_aware``)."""
+        return bool(getattr(self, "availability_aware", False))   # absent in older pickles
+
+    def _content(self, features, *, reference_items=None, device):
+        """The base's content; with ``availability_aware``, plus ``M`` 0/1 availability columns.
+
+        The columns travel with the content of items passed after fit too, so the model knows
+        which modalities a new item has (:class:`~invrec.multimodal.MultimodalContentModel`).
+        """
+        content, slices, availability = super()._content(features, reference_items=reference_items,
+                                                         device=device)
+        if self._availability_columns():
+            content = torch.cat([content, availability.to(device=content.device, dtype=content.dtype)], 1)
+        return content, slices, availability
+
     # ------------------------------------------------------------------ training
     def _fit_model(self, data):
         if data.features is not None:
@@ -264,7 +300,8 @@ class MILKRecommender(BaseRecommender):
             self.imputer_ = None
         self.module_ = MultimodalContentModel(
             data.n_users, data.features, slices, dim=self.embedding_dim, init_std=self.init_std,
-            n_items=data.n_items, generator=data.generator)
+            n_items=data.n_items, generator=data.generator,
+            availability_columns=self._availability_columns())
         optimizer = make_adam(self.module_.parameters(), self.learning_rate)
         self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)
         risks = [record["mixture_risks"] for record in self.history_]
@@ -323,16 +360,24 @@ class MILKRecommender(BaseRecommender):
             pos_env, neg_env = pos_mod @ weights.T, neg_mod @ weights.T           # (B, E), (B, N, E)
             if missing:
                 # Mixture m: a random share of the items has modality m replaced by its fill.
+                masks = sample_missing_masks(n_modalities, len(distinct), self.missing_rate,
+                                             generator=generator, device=device)  # (M, n_distinct)
                 if per_item_fill:                                                 # each item's imputation
-                    imputed = module.extract(fill_x.index_select(0, distinct))    # (n_distinct, M, d)
+                    # Only the (item, modality) pairs a mixture masks are extracted; the others
+                    # keep zeros, which the masks multiply by 0.
+                    parts = []
+                    for m in range(n_modalities):
+                        masked = torch.nonzero(masks[m]).squeeze(1)
+                        lost_m = module.lost_vectors(fill_x.index_select(0, distinct[masked]), modality=m)
+                        parts.append(vectors.new_zeros((len(distinct), vectors.shape[-1]))
+                                     .index_add(0, masked, lost_m))
+                    imputed = torch.stack(parts, dim=1)                           # (n_distinct, M, d)
                     pos_fill = torch.einsum("bd,bmd->bm", u, imputed.index_select(0, where[:n_pos]))
                     neg_fill = torch.einsum("bd,bnmd->bnm", u, imputed.index_select(0, where[n_pos:]).view(
                         n_pos, self.n_negatives, n_modalities, -1))
                 else:                                                             # one fill per modality
-                    pos_fill = u @ module.extract(fill_x)[0].T                    # (B, M)
+                    pos_fill = u @ module.lost_vectors(fill_x)[0].T               # (B, M)
                     neg_fill = pos_fill.unsqueeze(1)
-                masks = sample_missing_masks(n_modalities, len(distinct), self.missing_rate,
-                                             generator=generator, device=device)  # (M, n_distinct)
                 pos_mask = masks[:, where[:n_pos]].T                               # (B, M)
                 neg_mask = masks[:, where[n_pos:]].T.reshape(n_pos, self.n_negatives, n_modalities)
                 pos_env = torch.cat([pos_env, missing_modality_scores(pos_mod, pos_fill, pos_mask)], 1)

@@ -17,6 +17,8 @@ from invrec.model_selection import NewItemSplit
 from invrec.multimodal import MultimodalContentModel, sample_cyclic_mixtures
 
 TINY = dict(embedding_dim=8, batch_size=256, max_epochs=4, early_stopping=False, random_state=0)
+#: The MILK paper's settings (the defaults before issue 16), for the tests of that path.
+PAPER = dict(mixtures="cyclic", invariance_weight=50.0, missing_fill="mean", negative_pool="all")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def test_batch_loss_matches_the_formula_by_hand():
     module = MultimodalContentModel(n_users, features, list(slices.values()), dim=4,
                                      generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(n_negatives=2, alignment_weight=0.3, invariance_weight=7.0,
-                          l2_embedding=0.01, dirichlet_alpha=0.5)
+                          l2_embedding=0.01, dirichlet_alpha=0.5, mixtures="cyclic", negative_pool="all")
     objective = est._batch_objective(module, data)
     replay = torch.Generator().manual_seed(0)
     rows = torch.tensor([0, 1, 4, 5])
@@ -93,7 +95,7 @@ def test_missing_environments_replace_a_modality_by_its_fill_by_hand():
     module = MultimodalContentModel(n_users, features, list(slices.values()), dim=4,
                                      generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(n_negatives=2, alignment_weight=0.0, invariance_weight=3.0,
-                          l2_embedding=0.0, mixtures="missing", missing_rate=0.5)
+                          l2_embedding=0.0, mixtures="missing", missing_rate=0.5, negative_pool="all")
     est.modalities_ = ("a", "b")
     est._fill_values = {"a": np.array([0.1, 0.2, 0.3]), "b": np.array([0.5, -0.5])}
     objective = est._batch_objective(module, data)
@@ -143,7 +145,7 @@ def test_no_environments_is_bpr_on_the_uniform_fusion():
                      torch.tensor([0, 1]), torch.tensor([1, 2]), 2)
     module = MultimodalContentModel(2, features, [slice(0, 2), slice(2, 4)], dim=3,
                                      generator=torch.Generator().manual_seed(1))
-    est = MILKRecommender(mixtures="none", alignment_weight=0.0, l2_embedding=0.0)
+    est = MILKRecommender(mixtures="none", alignment_weight=0.0, l2_embedding=0.0, negative_pool="all")
     objective = est._batch_objective(module, data)
     loss, logs = objective(torch.tensor([0, 1]))
     neg = torch.randint(0, 4, (2, 1), generator=torch.Generator().manual_seed(0))
@@ -163,7 +165,7 @@ def test_warm_negative_pool_never_draws_new_items():
     seen = []
     original = module.batch_modality_vectors
     module.batch_modality_vectors = lambda idx: (seen.append(idx.clone()), original(idx))[1]
-    objective = MILKRecommender(negative_pool="warm", n_negatives=50)._batch_objective(module, data)
+    objective = MILKRecommender(negative_pool="warm", n_negatives=50, mixtures="cyclic")._batch_objective(module, data)
     objective(torch.arange(5))
     assert set(seen[0].tolist()) <= {0, 1, 2}
 
@@ -209,7 +211,7 @@ def test_invariance_penalty_lowers_the_variance_of_environment_risks(synthetic):
 
     def final_variance(weight):
         model = MILKRecommender(**{**TINY, "max_epochs": 8}, invariance_weight=weight,
-                                learning_rate=1e-2, dirichlet_alpha=0.05)
+                                learning_rate=1e-2, dirichlet_alpha=0.05, mixtures="cyclic")
         model.fit(train, item_features=data.item_features)
         return np.mean([h["risk_variance"] for h in model.history_[-3:]])
 
@@ -263,7 +265,7 @@ def test_missing_modalities_end_to_end(synthetic):
     mtmt = (data.item_features.with_missing(0.5, items=new["test"], random_state=0)
             .with_missing(0.3, items=warm, random_state=1))
     assert not mtmt.availability.all()
-    model = MILKRecommender(**TINY).fit(train, item_features=mtmt)
+    model = MILKRecommender(**TINY, missing_fill="mean").fit(train, item_features=mtmt)
     # the fill is the training mean of the L2-normalised available rows
     normalised = mtmt.normalize()
     for j, name in enumerate(mtmt.modalities):
@@ -298,7 +300,7 @@ def test_impute_fill_uses_the_items_other_modality(synthetic):
     warm = np.unique(train["item"])
     ftmt = data.item_features.with_missing(0.5, items=new["test"], random_state=0)
     model = MILKRecommender(**TINY, missing_fill="impute").fit(train, item_features=ftmt)
-    assert isinstance(model.imputer_, CrossModalImputer) and MILKRecommender(**TINY).fit(
+    assert isinstance(model.imputer_, CrossModalImputer) and MILKRecommender(**TINY, missing_fill="mean").fit(
         train, item_features=ftmt).imputer_ is None
     # the imputer is fitted on the training items' normalised rows only
     reference = CrossModalImputer().fit(ftmt.normalize(), reference_items=warm)
@@ -331,7 +333,7 @@ def test_missing_environments_with_exact_imputation_equal_the_uniform_one(synthe
     params = dict(TINY, mixtures="missing", missing_rate=0.5, max_epochs=15, learning_rate=0.05)
     exact = MILKRecommender(**params, missing_fill="impute").fit(train, item_features=feats)
     np.testing.assert_allclose(exact.mixture_risks_[:, 1:], exact.mixture_risks_[:, [0, 0]], atol=1e-5)
-    mean = MILKRecommender(**params).fit(train, item_features=feats)
+    mean = MILKRecommender(**params, missing_fill="mean").fit(train, item_features=feats)
     assert np.abs(mean.mixture_risks_[:, 1:] - mean.mixture_risks_[:, [0]]).max() > 1e-3   # the mean fill costs
 
 

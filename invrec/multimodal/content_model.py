@@ -7,6 +7,14 @@ extraction of the others), and its representation under a modality weighting ``t
 functions of their features, an item never seen in training is scored from its features alone.
 This is MILK's model; the weighting of inference is uniform, ``theta_m = 1 / M``.
 
+With ``availability_columns=True`` the item representation knows which modalities the item has:
+the content carries ``M`` trailing 0/1 columns (1: the modality is available), and a modality
+the item lacks (its columns hold a fill, a mean or an imputation) is represented by
+``rho_m G_m(fill) + t_m`` instead of ``G_m(fill)``: a learned reliability ``rho_m`` of the filled
+content (initially 1) and a learned fill token ``t_m`` (initially 0), one pair per modality. At
+initialisation this is the plain model exactly; the pair learns only from items that lack the
+modality (simulated losses in training, or items missing it in the training data).
+
 Without content (``features=None``) the scorer falls back to one "modality" made of free item id
 vectors, i.e. matrix factorisation; it then cannot score items it was not built with.
 """
@@ -47,7 +55,7 @@ class MultimodalContentModel(nn.Module):
         id-embedding fallback (then ``n_items`` is required).
     slices : sequence of slice, default=None
         Columns of each modality in ``features`` (``ItemFeatures.concat``'s slices, in order);
-        None means one modality spanning every column.
+        None means one modality spanning every column (but the availability columns).
     dim : int, default=64
         Width of user vectors and of every modality representation.
     init_std : float, default=0.1
@@ -57,6 +65,11 @@ class MultimodalContentModel(nn.Module):
         Number of items of the id fallback (ignored when ``features`` is given).
     generator : torch.Generator, default=None
         Source of the initial values.
+    availability_columns : bool, default=False
+        The last ``M`` columns of ``features`` (and of any content passed later) are the items'
+        availability indicators, 1.0 where the modality is available and 0.0 where its columns
+        hold a fill; a missing modality is then represented with the learned ``fill_scale`` and
+        ``fill_token``. Ignored without features.
 
     Attributes
     ----------
@@ -65,6 +78,10 @@ class MultimodalContentModel(nn.Module):
         One per modality (empty in the id fallback).
     item_embedding : Parameter of shape (n_items, dim) or None
         Only in the id fallback.
+    fill_scale : Parameter of shape (M,) or None
+        Reliability ``rho_m`` of a filled modality (only with ``availability_columns``).
+    fill_token : Parameter of shape (M, dim) or None
+        Fill token ``t_m`` added to a filled modality's representation (idem).
     n_modalities : int
 
     Examples
@@ -79,8 +96,11 @@ class MultimodalContentModel(nn.Module):
     torch.Size([1, 5])
     """
 
+    #: Class default, so that models pickled before the option read as without it.
+    availability_columns = False
+
     def __init__(self, n_users, features=None, slices=None, *, dim=64, init_std=0.1, n_items=None,
-                 generator=None):
+                 generator=None, availability_columns=False):
         super().__init__()
         dtype = torch.get_default_dtype()
         n_users, dim = int(n_users), int(dim)
@@ -92,15 +112,22 @@ class MultimodalContentModel(nn.Module):
             device = generator.device if generator is not None else torch.device("cpu")
             features = torch.zeros((int(n_items), 0), dtype=dtype, device=device)
             slices = []
+            availability_columns = False
         else:
             features = torch.as_tensor(features).to(dtype=dtype)
             if features.ndim != 2 or features.shape[1] == 0:
                 raise ValueError(f"features must have shape (n_items, D > 0); got {tuple(features.shape)}.")
-            slices = [slice(0, features.shape[1])] if slices is None else list(slices)
+            if slices is None:
+                if availability_columns:
+                    raise ValueError("availability_columns=True needs the modality slices.")
+                slices = [slice(0, features.shape[1])]
+            slices = list(slices)
             widths = [s.stop - s.start for s in slices]
-            if any(w < 1 for w in widths) or sum(widths) != features.shape[1]:
+            n_content = features.shape[1] - (len(slices) if availability_columns else 0)
+            if any(w < 1 for w in widths) or sum(widths) != n_content:
+                extra = f" and {len(slices)} availability columns" if availability_columns else ""
                 raise ValueError(
-                    f"slices must cover the {features.shape[1]} feature columns; got {slices}.")
+                    f"slices must cover the {n_content} feature columns{extra}; got {slices}.")
         device = features.device
         self.n_users, self.n_items, self.dim = n_users, int(features.shape[0]), dim
         self.register_buffer("features", features)
@@ -114,6 +141,13 @@ class MultimodalContentModel(nn.Module):
                 layer.weight.copy_(_draw(layer.weight.shape, generator, dtype, device, bound=bound))
                 layer.bias.copy_(_draw(layer.bias.shape, generator, dtype, device, bound=bound))
             self.extractors.append(layer)
+        self.availability_columns = bool(availability_columns)
+        self._n_content = features.shape[1] - (len(self._bounds) if self.availability_columns else 0)
+        if self.availability_columns:
+            self.fill_scale = nn.Parameter(torch.ones(len(self._bounds), dtype=dtype, device=device))
+            self.fill_token = nn.Parameter(torch.zeros((len(self._bounds), dim), dtype=dtype, device=device))
+        else:
+            self.fill_scale = self.fill_token = None
         if self._bounds:
             self.item_embedding = None
         else:
@@ -134,18 +168,63 @@ class MultimodalContentModel(nn.Module):
         """User vectors; ``users`` None means all users."""
         return self.user_embedding if users is None else self.user_embedding[users]
 
+    def _linear(self, features):
+        """``G_m`` of every modality's columns, ``(n, D[+M])`` -> ``(n, M, dim)``."""
+        if not self.has_content:
+            raise ValueError("this scorer has no content extractors (it was built without features).")
+        return torch.stack([layer(features[:, start:stop])
+                            for layer, (start, stop) in zip(self.extractors, self._bounds)], dim=1)
+
     def extract(self, features):
         """Modality representations of content rows: ``(n, D)`` -> ``(n, M, dim)``.
 
         Parameters
         ----------
-        features : Tensor of shape (n, D)
-            Prepared like the ``features`` buffer (for items unknown at construction).
+        features : Tensor of shape (n, D), or (n, D + M) with ``availability_columns``
+            Prepared like the ``features`` buffer (for items unknown at construction). With
+            ``availability_columns``, a modality whose indicator is 0 is represented as
+            ``fill_scale[m] * G_m(x^m) + fill_token[m]``.
         """
+        reps = self._linear(features)
+        if not self.availability_columns:
+            return reps
+        if features.shape[1] != self._n_content + len(self._bounds):
+            raise ValueError(
+                f"content rows must have {self._n_content} feature and {len(self._bounds)} "
+                f"availability columns; got {features.shape[1]} columns.")
+        available = features[:, self._n_content:].unsqueeze(-1) > 0.5           # (n, M, 1)
+        return torch.where(available, reps, self._as_lost(reps))
+
+    def _as_lost(self, reps):
+        """Representations ``(n, M, dim)`` of filled modalities: ``rho_m c^m + t_m``."""
+        return reps * self.fill_scale.view(1, -1, 1) + self.fill_token
+
+    def lost_vectors(self, features, modality=None):
+        """Representation of every modality of content rows as if each were missing (filled).
+
+        Parameters
+        ----------
+        features : Tensor of shape (n, D) or (n, D + M)
+            Fill content (the availability columns, if any, are ignored).
+        modality : int, default=None
+            Only this modality (its columns alone are read); None: every modality.
+
+        Returns
+        -------
+        Tensor of shape (n, M, dim), or (n, dim) for one ``modality``
+            ``G_m(x^m)``, or with ``availability_columns`` ``fill_scale[m] * G_m(x^m) +
+            fill_token[m]``: what an item whose modality ``m`` holds that fill gets.
+        """
+        if modality is None:
+            reps = self._linear(features)
+            return self._as_lost(reps) if self.availability_columns else reps
         if not self.has_content:
             raise ValueError("this scorer has no content extractors (it was built without features).")
-        return torch.stack([layer(features[:, start:stop])
-                            for layer, (start, stop) in zip(self.extractors, self._bounds)], dim=1)
+        start, stop = self._bounds[modality]
+        rep = self.extractors[modality](features[:, start:stop])
+        if self.availability_columns:
+            rep = rep * self.fill_scale[modality] + self.fill_token[modality]
+        return rep
 
     def modality_vectors(self, items=None):
         """Representation of catalog items in each modality.
@@ -209,7 +288,9 @@ class MultimodalContentModel(nn.Module):
 
     def extra_repr(self):
         widths = [stop - start for start, stop in self._bounds]
-        return f"n_users={self.n_users}, n_items={self.n_items}, dim={self.dim}, modality_widths={widths}"
+        extra = ", availability_columns=True" if self.availability_columns else ""
+        return (f"n_users={self.n_users}, n_items={self.n_items}, dim={self.dim}, "
+                f"modality_widths={widths}{extra}")
 
 
 #: Former names of this module's parts.
