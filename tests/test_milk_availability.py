@@ -20,6 +20,15 @@ TINY = dict(embedding_dim=8, batch_size=256, max_epochs=4, early_stopping=False,
 SLICES = [slice(0, 3), slice(3, 5)]
 
 
+def _fit_data(users, items, n_users, n_items, features, availability):
+    """The FitData of a hand-built batch over the two modalities of SLICES."""
+    return FitData(users=users, items=items, targets=None, n_users=n_users, n_items=n_items,
+                   user_degree=torch.bincount(users, minlength=n_users).float(),
+                   item_degree=torch.bincount(items, minlength=n_items).float(), features=features,
+                   feature_slices={"a": SLICES[0], "b": SLICES[1]}, availability=availability,
+                   generator=torch.Generator().manual_seed(0))
+
+
 @pytest.fixture(scope="module")
 def synthetic():
     data = make_multimodal_interactions(n_users=120, n_items=100, interactions_per_user=4,
@@ -95,11 +104,7 @@ def test_batch_loss_uses_the_fill_token_in_missing_mixtures_by_hand():
     avail[3, 0] = False                                            # a training item without modality a
     content = torch.cat([x, avail.float()], 1)
     users, items = torch.tensor([0, 1, 2, 3, 4, 0]), torch.tensor([2, 2, 3, 0, 5, 1])
-    data = FitData(users=users, items=items, targets=None, n_users=n_users, n_items=n_items,
-                   user_degree=torch.bincount(users, minlength=n_users).float(),
-                   item_degree=torch.bincount(items, minlength=n_items).float(), features=content,
-                   feature_slices={"a": SLICES[0], "b": SLICES[1]}, availability=avail,
-                   generator=torch.Generator().manual_seed(0))
+    data = _fit_data(users, items, n_users, n_items, content, avail)
     module = MultimodalContentModel(n_users, content, SLICES, dim=4, availability_columns=True,
                                     generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -216,11 +221,7 @@ def test_missing_mixtures_with_per_item_imputation_by_hand():
     x = torch.as_tensor(feats.normalize().concat()[0], dtype=torch.float32)
     fill_x = torch.as_tensor(imputer.predict(feats.normalize()).concat()[0], dtype=torch.float32)
     users, items = torch.tensor([0, 1, 2, 3, 4, 0]), torch.tensor([2, 2, 3, 0, 5, 1])
-    data = FitData(users=users, items=items, targets=None, n_users=n_users, n_items=n_items,
-                   user_degree=torch.bincount(users, minlength=n_users).float(),
-                   item_degree=torch.bincount(items, minlength=n_items).float(), features=x,
-                   feature_slices={"a": SLICES[0], "b": SLICES[1]}, availability=None,
-                   generator=torch.Generator().manual_seed(0))
+    data = _fit_data(users, items, n_users, n_items, x, None)
     module = MultimodalContentModel(n_users, x, SLICES, dim=4, generator=torch.Generator().manual_seed(1))
     est = MILKRecommender(n_negatives=3, alignment_weight=0.0, invariance_weight=2.0, l2_embedding=0.0,
                           missing_rate=0.5, negative_pool="all")
