@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import numbers
 import warnings
 from dataclasses import dataclass, field
@@ -43,6 +44,44 @@ SCORE_METRIC, SCORE_K = "ndcg", 20
 
 #: Rows of ``X`` that :meth:`BaseRecommender.predict` scores at once (its memory bound: a chunk's
 #: item vectors, about 1 kB a row at 256 content dimensions; the results do not depend on it).
+#: Users a ranking validation pass ranks at most (a fixed random sample of the held-out users per
+#: fit): early stopping ranks the catalog for each of them after every epoch, so its cost stays
+#: bounded as users grow; the standard error of a 10,000-user NDCG@20 is about 0.003 or less.
+VALIDATION_MAX_USERS = 10_000
+
+
+def _takes(function, name):
+    """Whether ``function`` accepts a keyword argument ``name`` (False for None)."""
+    if function is None:
+        return False
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def validation_users(users, *, seed=0, max_users=None):
+    """The sorted distinct users of ``users`` a ranking validation ranks.
+
+    Every distinct user when there are at most ``max_users`` (default
+    :data:`VALIDATION_MAX_USERS`); otherwise a sample of that many, drawn without replacement by
+    a generator seeded with ``seed`` (the fit's seed, so a fit validates on the same users every
+    epoch and a refit with the same ``random_state`` on the same ones).
+
+    Examples
+    --------
+    >>> validation_users([3, 1, 3, 2]).tolist()
+    [1, 2, 3]
+    >>> len(validation_users(range(50), max_users=10, seed=0))
+    10
+    """
+    order = np.unique(np.asarray(users, dtype=np.int64))
+    limit = VALIDATION_MAX_USERS if max_users is None else int(max_users)
+    if len(order) <= limit:
+        return order
+    return np.sort(np.random.default_rng(seed).choice(order, size=limit, replace=False))
+
+
 PREDICT_CHUNK_SIZE = 1 << 15
 
 #: Scores that :meth:`BaseRecommender.predict` computes at once for items unknown at fit time
@@ -147,6 +186,10 @@ class FitData:
     l2_embedding : float or None
         The id-embedding L2 weight of the fit: the estimator's ``l2_embedding`` with ``"auto"``
         resolved from the training graph's density (:func:`invrec.training.resolve_l2_embedding`).
+    validation_ranking : tuple or None
+        ``(users, relevant)`` of the ranking validation, built on first use: the sorted encoded
+        users it ranks (at most :data:`VALIDATION_MAX_USERS`, see :func:`validation_users`) and
+        their held-out items as a CSR array, one row per user.
     """
 
     users: torch.Tensor
@@ -168,6 +211,17 @@ class FitData:
     batch_size: int | None = None
     l2_scale: float | None = None
     l2_embedding: float | None = None
+    validation_ranking: tuple | None = None
+
+    def ranking_validation(self):
+        """``(users, relevant)`` of the ranking validation, computed once per fit (see above)."""
+        if self.validation_ranking is None:
+            users, items = self.validation
+            order = validation_users(users, seed=self.generator.initial_seed() if self.generator else 0)
+            keep = np.isin(users, order)
+            codes = np.searchsorted(order, users[keep])
+            self.validation_ranking = (order, _csr(codes, items[keep], (len(order), self.n_items)))
+        return self.validation_ranking
 
 
 class BaseRecommender(BaseEstimator):
@@ -321,7 +375,9 @@ class BaseRecommender(BaseEstimator):
             (:func:`~invrec.model_selection.validation_holdout_mask`). Either way the validation
             rows count as seen at recommendation time (``recommend(exclude_seen=True)`` leaves
             them out), except in ``score(X)`` for the pairs of ``X`` itself, so
-            ``score(validation_data)`` gives the validation metric back.
+            ``score(validation_data)`` gives the validation metric back (with more than
+            :data:`VALIDATION_MAX_USERS` = 10,000 validation users, early stopping ranks a random
+            sample of that many, fixed for the fit, so a pass costs the same at any scale).
 
         Returns
         -------
@@ -560,11 +616,12 @@ class BaseRecommender(BaseEstimator):
                 bar.close()
 
     def _validation_score(self, data):
-        """NDCG@20 on the validation rows, ranking the catalog with training items excluded."""
-        users, items = data.validation
-        order, codes = np.unique(users, return_inverse=True)
-        relevant = _csr(codes, items, (len(order), self.n_items_))
-        rankings, _ = chunked_top_k(self._score_users, order, SCORE_K, exclude=data.seen,
+        """NDCG@20 on the validation rows, ranking the catalog with training items excluded.
+
+        At most :data:`VALIDATION_MAX_USERS` users are ranked (a sample fixed for the fit).
+        """
+        order, relevant = data.ranking_validation()
+        rankings, _ = chunked_top_k(self._user_scorer(), order, SCORE_K, exclude=data.seen,
                                     chunk_size=self._chunk_size())
         return ndcg_at_k(rankings, relevant, SCORE_K)
 
@@ -572,12 +629,31 @@ class BaseRecommender(BaseEstimator):
     def _fit_model(self, data):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _score_users(self, users):
+    def _score_users(self, users, catalog=None):
         """Scores of encoded ``users`` (int array) against every catalog item: a (n, n_items) tensor.
 
-        The default asks the trained ``module_`` (its ``score_users``).
+        The default asks the trained ``module_`` (its ``score_users``); ``catalog`` is its
+        catalog item vectors when the caller computed them once (:meth:`_user_scorer`).
         """
-        return self.module_.score_users(torch.as_tensor(users, device=self._inference_device()))
+        users = torch.as_tensor(users, device=self._inference_device())
+        if catalog is None:
+            return self.module_.score_users(users)
+        return self.module_.score_users(users, item_vectors=catalog)
+
+    def _user_scorer(self):
+        """``users -> scores`` for one ranking pass: the catalog's item vectors computed once.
+
+        Ranking many users goes chunk by chunk (:func:`~invrec.utils.ranking.chunked_top_k`);
+        a model whose ``module_`` has ``item_vectors`` and a ``score_users`` that takes them
+        (``item_vectors=``) projects the catalog's content once for the whole pass instead of
+        once per chunk. Other models score as before.
+        """
+        module = getattr(self, "module_", None)
+        if not (hasattr(module, "item_vectors") and _takes(getattr(module, "score_users", None), "item_vectors")):
+            return self._score_users
+        with torch.no_grad():
+            catalog = module.item_vectors()
+        return functools.partial(self._score_users, catalog=catalog)
 
     def _score_pairs(self, users, items):
         """Scores of encoded (user, item) pairs: the default calls ``module_(users, items)``."""
@@ -734,8 +810,9 @@ class BaseRecommender(BaseEstimator):
             seen = self._exclusions(exclude)
         else:
             seen = None if exclude is None else self._exclusions(exclude, include_training=False)
+        score_users = self._user_scorer()
         if new_ids is None:
-            top, values = chunked_top_k(self._score_users, codes, n, exclude=seen,
+            top, values = chunked_top_k(score_users, codes, n, exclude=seen,
                                         candidates=candidates, chunk_size=self._chunk_size())
             return rankings_to_frame(users, top, values, item_ids=self.item_ids_)
         # Candidates include items unknown at fit time: score them from content next to the catalog.
@@ -745,7 +822,7 @@ class BaseRecommender(BaseEstimator):
                                           np.ones(n_new, bool)])
 
         def score_fn(chunk):
-            known_scores = self._score_users(chunk)
+            known_scores = score_users(chunk)
             return torch.cat([known_scores, self._score_new_items(chunk, new_content).to(known_scores.device)], dim=1)
 
         top, values = chunked_top_k(score_fn, codes, n, exclude=wide_seen, candidates=wide_candidates,

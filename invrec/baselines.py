@@ -83,7 +83,7 @@ class PopularityRecommender(BaseRecommender):
         counts = torch.zeros(data.n_items, device=data.device).index_add_(0, data.items, weights)
         self.popularity_ = counts.cpu().numpy()
 
-    def _score_users(self, users):
+    def _score_users(self, users, catalog=None):
         return torch.as_tensor(self.popularity_).expand(len(users), -1)
 
     def _score_pairs(self, users, items):

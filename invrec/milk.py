@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .base import SCORE_K, BaseRecommender, _csr, reject_renamed
+from .base import SCORE_K, BaseRecommender, reject_renamed
 from .metrics import ndcg_at_k
 from .multimodal import (CrossModalImputer, MultimodalContentModel, cross_modality_alignment,
                          missing_modality_scores, sample_cyclic_mixtures, sample_missing_masks)
@@ -411,15 +411,13 @@ class MILKRecommender(BaseRecommender):
         """Validation NDCG@20; with ``validation_candidates="unseen"`` among new items only."""
         if self.validation_candidates == "all":
             return super()._validation_score(data)
-        users, items = data.validation
-        order, codes = np.unique(users, return_inverse=True)
-        relevant = _csr(codes, items, (len(order), self.n_items_))
+        order, relevant = data.ranking_validation()
         candidates = (data.item_degree == 0).cpu().numpy()
         if not candidates.any():
             raise ValueError(
                 "validation_candidates='unseen' but every catalog item has a training interaction: "
                 "pass the new items' features in item_features and their interactions as "
                 "validation_data, or use validation_candidates='all'.")
-        rankings, _ = chunked_top_k(self._score_users, order, SCORE_K, exclude=data.seen,
+        rankings, _ = chunked_top_k(self._user_scorer(), order, SCORE_K, exclude=data.seen,
                                     candidates=candidates, chunk_size=self._chunk_size())
         return ndcg_at_k(rankings, relevant, SCORE_K)

@@ -79,10 +79,10 @@ class RatingRegressorMixin:
         return rmse(data.validation_targets, pred)
 
     # ------------------------------------------------------------------ ratings out
-    def _score_users(self, users):
+    def _score_users(self, users, catalog=None):
         """Predicted ratings of every catalog item, unclipped (``recommend`` ranks by them)."""
         users = torch.as_tensor(users, device=self._inference_device())
-        return self.module_.head.score_matrix(users, self.module_.score_users(users))
+        return self.module_.head.score_matrix(users, self.module_.score_users(users, item_vectors=catalog))
 
     def _score_pairs(self, users, items):
         device = self._inference_device()

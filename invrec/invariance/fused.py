@@ -164,8 +164,9 @@ class FusedItemModel(nn.Module):
     def forward(self, users, items):
         return (self.user_vectors(users) * self.item_vectors(items)).sum(-1)
 
-    def score_users(self, users):
-        return self.user_vectors(users) @ self.item_vectors().T
+    def score_users(self, users, *, item_vectors=None):
+        """Scores against the catalog; ``item_vectors``: the catalog's, computed once by the caller."""
+        return self.user_vectors(users) @ (self.item_vectors() if item_vectors is None else item_vectors).T
 
     #: Items unknown at fit time can be scored from their content (zero without a content part).
     has_content = True

@@ -278,9 +278,12 @@ class MultimodalContentModel(nn.Module):
         """Scores of (user, item) pairs under the uniform fusion, shape ``(n,)``."""
         return (self.user_vectors(users) * self.item_vectors(items)).sum(dim=-1)
 
-    def score_users(self, users):
-        """Scores of ``users`` against every catalog item, ``(n_users_given, n_items)``."""
-        return self.user_vectors(users) @ self.item_vectors().T
+    def score_users(self, users, *, item_vectors=None):
+        """Scores of ``users`` against every catalog item, ``(n_users_given, n_items)``.
+
+        ``item_vectors``: the catalog's :meth:`item_vectors`, computed once by the caller.
+        """
+        return self.user_vectors(users) @ (self.item_vectors() if item_vectors is None else item_vectors).T
 
     def score_new_items(self, users, features):
         """Scores of ``users`` against items given by their prepared content ``(n_new, D)``."""

@@ -215,7 +215,7 @@ class UltraGCNModel(nn.Module):
         """
         return (self.user_vectors(users) * self.item_vectors(items, mask)).sum(dim=-1)
 
-    def score_users(self, users, mask=None):
+    def score_users(self, users, mask=None, *, item_vectors=None):
         """Scores of some users against the whole catalog (one matrix product).
 
         Parameters
@@ -224,12 +224,18 @@ class UltraGCNModel(nn.Module):
             Encoded user indices.
         mask : Tensor of shape (d,), default=None
             Feature mask, as in :meth:`item_vectors`.
+        item_vectors : Tensor of shape (n_items, id_dim + content_dim), default=None
+            The catalog's :meth:`item_vectors` computed once by the caller (to score many chunks
+            of users with one projection of the content; ``mask`` is then not read); None
+            computes them.
 
         Returns
         -------
         Tensor of shape (n, n_items)
         """
-        return self.user_vectors(users) @ self.item_vectors(None, mask).T
+        if item_vectors is None:
+            item_vectors = self.item_vectors(None, mask)
+        return self.user_vectors(users) @ item_vectors.T
 
     @property
     def has_content(self):
