@@ -15,6 +15,9 @@ On :func:`invrec.datasets.make_multimodal_interactions` (its ``interactions`` ca
 * EIIL (:mod:`invrec.invariance.eiil`): the per-row IRMv1 scale gradients of that fixed model on
   every training row (encoded with the fitted estimator's ``user_ids_`` / ``item_ids_``), then the
   partition into ``K = 2`` and ``K = 3`` environments that maximises its IRMv1 penalty;
+* the taste split (:func:`invrec.invariance.environments.taste_environments`, the start of
+  ``EnvironmentInference(init="taste")``) through the true variant dimensions and through the
+  whole content, for ``K = 2`` and ``K = 3``;
 * InvRL's procedure (:func:`invrec.invariance.infer_environments`, ``feature_mask=None``: the
   whole content) with PaInvRL's synthetic stage budget (3 rounds of 5 epochs) and the backbone's
   training settings, for ``K = 2`` and ``K = 3``.
@@ -52,6 +55,7 @@ from invrec.datasets import make_multimodal_interactions, spurious_scores  # noq
 from invrec.diagnostics import environment_recovery  # noqa: E402
 from invrec.invariance import infer_environments  # noqa: E402
 from invrec.invariance.eiil import eiil_partition, scale_gradients  # noqa: E402
+from invrec.invariance.environments import taste_environments  # noqa: E402
 
 
 def encode(estimator, frame):
@@ -80,6 +84,15 @@ def invrl_labels(users, items, reference, n_envs, seed):
         id_dim=SYNTH_BACKBONE["embedding_dim"], content_dim=SYNTH_BACKBONE["content_dim"],
         generator=generator)
     return labels, len(history)
+
+
+def true_invariant(data, reference):
+    """The generator's invariant dimensions (1) in the column order of the reference's content."""
+    slices = reference.item_features_.concat()[1]
+    flat = np.zeros(sum(s.stop - s.start for s in slices.values()))
+    for modality, columns in slices.items():
+        flat[columns] = data.invariant_mask[modality]
+    return flat
 
 
 def oracle_labels(data):
@@ -130,6 +143,16 @@ def run_one(regime, seed, args):
         scores = environment_recovery(labels.numpy(), truth)
         records.append({**base, "method": "EIIL", "K": k, "ari": scores["ari"], "nmi": scores["nmi"],
                         "sizes": info["sizes"], "time": grad_time + time.perf_counter() - start})
+    features = reference.module_.features
+    variant = torch.as_tensor(1.0 - true_invariant(data, reference), dtype=features.dtype)
+    for view, mask in (("true variant dimensions", variant), ("whole content", None)):
+        for k in args.k:
+            start = time.perf_counter()
+            labels = taste_environments(users, items, reference.module_.n_users, features, k, feature_mask=mask)
+            scores = environment_recovery(labels.numpy(), truth)
+            records.append({**base, "method": f"taste split ({view})", "K": k, "ari": scores["ari"],
+                            "nmi": scores["nmi"], "sizes": torch.bincount(labels, minlength=k).tolist(),
+                            "time": time.perf_counter() - start})
     for k in args.k:
         start = time.perf_counter()
         labels, rounds = invrl_labels(users, items, reference, k, seed)

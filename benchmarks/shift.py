@@ -57,6 +57,10 @@ MODELS = {
     "ultragcn-idl2": "UltraGCN, item id L2 x20",
     "painvrl-ood": "PaInvRL OOD setting (invariant fusion, hard mask, id L2 x20)",
     "eior-ood": "EIOR OOD setting (hard mask, id L2 x20, id weight 0.25)",
+    "eior-cut": "EIOR, cut mask and decorrelated ids (PaInvRL's mask settings)",
+    "painvrl-taste": "PaInvRL, taste-split environments",
+    "painvrl-taste3": "PaInvRL, taste-split environments, K = 3",
+    "eior-cut-taste3": "EIOR, cut mask, decorrelated ids, taste-split environments, K = 3",
 }
 #: The models of a default run: every estimator at its defaults.
 DEFAULT_MODELS = ("ultragcn", "popularity", "painvrl", "eior")
@@ -65,6 +69,10 @@ VARIANTS = {
     "ultragcn-idl2": ("ultragcn", {"item_l2_ratio": 20.0}),
     "painvrl-ood": ("painvrl", {"fusion": "invariant", "mask__threshold": "auto", "item_l2_ratio": 20.0}),
     "eior-ood": ("eior", {"mask__threshold": "auto", "item_l2_ratio": 20.0, "item_id_weight": 0.25}),
+    "eior-cut": ("eior", {"mask__threshold": "auto", "decorrelate": "both"}),
+    "painvrl-taste": ("painvrl", {"environments__init": "taste"}),
+    "painvrl-taste3": ("painvrl", {"environments__init": "taste", "environments__n_environments": 3}),
+    "eior-cut-taste3": ("eior", {"mask__threshold": "auto", "decorrelate": "both", "environments__init": "taste", "environments__n_environments": 3}),
 }
 ERM = "ultragcn"
 REGIME_ORDER = ("agree", "disagree", "none", "item")

@@ -2,8 +2,10 @@
 
 InvRL's procedure (Du et al., ACM MM 2022), shared by PaInvRL and EIOR:
 
-1. assign every training interaction to one of ``K`` environments (uniformly at random, or from
-   given labels);
+1. assign every training interaction to one of ``K`` environments: uniformly at random (InvRL),
+   from given labels, or by the *taste split* (:func:`taste_environments`): each interaction's
+   agreement between its item's variant content and its user's average variant content, cut
+   into ``K`` quantile bins, so that interactions the spurious attribute drove apart start apart;
 2. train one UltraGCN-style model per environment on the interactions of that environment, fed
    the *variant* view of the content ``(1 - m) * x`` so that the models differ where the spurious
    signal differs;
@@ -31,7 +33,10 @@ from ..training import train_epochs
 from .._moved import moved_names
 
 __all__ = ["EnvironmentModels", "group_by_environment", "reassign_environments",
-           "random_environments", "infer_environments"]
+           "random_environments", "taste_environments", "infer_environments"]
+
+#: Starts of :func:`infer_environments`.
+INITS = ("random", "taste")
 
 
 def group_by_environment(env, n_envs):
@@ -102,6 +107,61 @@ def random_environments(n, n_envs, *, generator=None, device=None):
     draw_device = generator.device if generator is not None else device
     out = torch.randint(0, int(n_envs), (int(n),), generator=generator, device=draw_device)
     return out if device is None else out.to(device)
+
+
+def taste_environments(users, items, n_users, features, n_envs, *, feature_mask=None):
+    """Starting environments from the variant view: the *taste split*.
+
+    With ``v_i = m * x_i`` the item's content seen through ``feature_mask`` (the variant view
+    ``1 - m``), centred on the mean of the training rows' items, and ``t_u`` the mean ``v_i``
+    over the user's rows, each row gets ``a_ui = <t_u, v_i>`` minus the mean ``a`` of its user's
+    rows: how much more than the user's other items this item carries what the user's items
+    share. Exposure driven by a spurious attribute in opposite directions in different
+    environments sends a user's rows of one environment to high ``a`` and of the other to low
+    ``a``; the rows are cut into ``n_envs`` bins at the quantiles of ``a``.
+
+    On the synthetic generator's ``disagree`` regime (``benchmarks/environment_probe.py``) this
+    start alone recovers the true environments with an adjusted Rand index of .20-.27 through
+    the true variant dimensions (K = 3; the Bayes oracle: .43-.47), where a random start and
+    InvRL's rounds stay at 0.000.
+
+    Parameters
+    ----------
+    users, items : LongTensor of shape (n,)
+        Encoded training rows.
+    n_users : int
+    features : Tensor of shape (n_items, d)
+        Prepared content (``d`` may be 0: every row then gets environment 0).
+    n_envs : int
+    feature_mask : Tensor of shape (d,), default=None
+        Multiplier of the content (the variant view); None reads it whole.
+
+    Returns
+    -------
+    LongTensor of shape (n,)
+        Labels in ``0..n_envs-1``; bins hold about ``n / n_envs`` rows each (ties share a bin).
+
+    Examples
+    --------
+    >>> import torch
+    >>> users, items = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 2, 3])
+    >>> taste_environments(users, items, 2, torch.tensor([[2.0], [0.0], [-2.0], [0.0]]), 2).tolist()
+    [1, 0, 1, 0]
+    """
+    n = users.shape[0]
+    if features is None or features.shape[1] == 0 or n == 0 or n_envs == 1:
+        return torch.zeros(n, dtype=torch.long, device=users.device)
+    view = features if feature_mask is None else features * feature_mask
+    view = view.double()
+    view = view - view[items].mean(dim=0)
+    degree = torch.bincount(users, minlength=n_users).clamp(min=1).double()
+    taste = torch.zeros(n_users, view.shape[1], dtype=view.dtype, device=view.device)
+    taste.index_add_(0, users, view[items]).div_(degree[:, None])
+    agreement = (taste[users] * view[items]).sum(dim=1)
+    user_mean = torch.zeros(n_users, dtype=view.dtype, device=view.device).index_add_(0, users, agreement) / degree
+    agreement = agreement - user_mean[users]
+    cuts = torch.quantile(agreement, torch.linspace(0, 1, n_envs + 1, dtype=view.dtype, device=view.device)[1:-1])
+    return torch.bucketize(agreement, cuts).clamp_(max=n_envs - 1)
 
 
 def _normal(shape, std, generator, device, dtype):
@@ -250,7 +310,7 @@ def _score_interactions(models, users, items, feature_mask, chunk=65536):
 
 
 def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, feature_mask=None,
-                       labels=None, max_rounds=10, tol=0.01, epochs=20, batch_size=512,
+                       labels=None, init="random", max_rounds=10, tol=0.01, epochs=20, batch_size=512,
                        l2_scale=None, learning_rate=1e-3, n_negatives=50, l2_embedding=1e-4, l2_content=1e-2,
                        item_l2_ratio=2.0, id_dim=64, content_dim=64, init_std=0.01,
                        loss_weights=(1.0, 1.0, 1.0, 1.0), user_degree=None, item_degree=None,
@@ -270,7 +330,10 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
         Multiplier of the content fed to the environment models: pass ``1 - m`` (the variant view)
         to steer them to the spurious part; None feeds the whole content.
     labels : LongTensor of shape (n,), default=None
-        Starting labels; None draws them uniformly at random.
+        Starting labels; None starts as ``init`` says.
+    init : {"random", "taste"}, default="random"
+        Start without ``labels``: uniformly random labels (InvRL) or the taste split of the
+        content seen through ``feature_mask`` (:func:`taste_environments`).
     max_rounds : int, default=10
         Train-then-reassign rounds at most (InvRL: 10).
     tol : float, default=0.01
@@ -300,6 +363,11 @@ def infer_environments(users, items, n_users, n_items, features, *, n_envs=10, f
     device = users.device if device is None else device
     n = users.shape[0]
     beta_u, beta_i = interaction_degree_weights(users, items, n_users, n_items, user_degree, item_degree)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}; got {init!r}.")
+    if labels is None and init == "taste" and features is not None:
+        labels = taste_environments(users, items, n_users, features.to(device), n_envs,
+                                    feature_mask=None if feature_mask is None else feature_mask.to(device))
     if labels is None:
         labels = random_environments(n, n_envs, generator=generator, device=device)
     models = EnvironmentModels(n_envs, n_users, n_items, features, id_dim=id_dim,
