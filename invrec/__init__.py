@@ -3,6 +3,12 @@ missing item modalities."""
 
 __version__ = "0.1.0.dev0"
 
+import logging as _logging
+
+# A library logs and never configures: quiet unless the application sets up logging (for example
+# ``logging.basicConfig(level=logging.INFO)`` shows every stage of every fit).
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
 from . import _moved
 
 _moved.install()    # former module paths (invrec.nn.attention, ...) still import

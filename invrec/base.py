@@ -16,7 +16,9 @@ import contextlib
 import copy
 import functools
 import inspect
+import logging
 import numbers
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -31,7 +33,7 @@ from sklearn.utils import check_random_state
 from .features import ItemFeatures, NoReferenceContentError
 from .metrics import make_ranking_scorer, ndcg_at_k
 from .model_selection import validation_holdout_mask
-from .training import EarlyStopping, resolve_batch_size, resolve_l2_embedding, train_epochs
+from .training import EarlyStopping, progress_bar, resolve_batch_size, resolve_l2_embedding, train_epochs
 from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame, similar_rows
 from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
@@ -44,6 +46,8 @@ SCORE_METRIC, SCORE_K = "ndcg", 20
 
 #: Rows of ``X`` that :meth:`BaseRecommender.predict` scores at once (its memory bound: a chunk's
 #: item vectors, about 1 kB a row at 256 content dimensions; the results do not depend on it).
+logger = logging.getLogger(__name__)
+
 #: Users a ranking validation pass ranks at most (a fixed random sample of the held-out users per
 #: fit): early stopping ranks the catalog for each of them after every epoch, so its cost stays
 #: bounded as users grow; the standard error of a 10,000-user NDCG@20 is about 0.003 or less.
@@ -494,9 +498,14 @@ class BaseRecommender(BaseEstimator):
                 raise _no_training_content(exc.modality, self.item_features_, len(reference)) from None
         self.history_ = []
         self.device_ = str(device)
+        name, began = type(self).__name__, time.perf_counter()
+        logger.info("%s: fitting on %d training rows (%d users, %d items%s) on %s%s", name, len(tr_users),
+                    self.n_users_, self.n_items_, ", with content" if data.features is not None else "",
+                    device, f", batch {data.batch_size}" if data.batch_size else "")
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self._fit_model(data)
+        logger.info("%s: fitted in %.2f s", name, time.perf_counter() - began)
 
     def _interaction_rows(self, y):
         """Mask of the rows of ``X`` that are interactions, from the checked ``y``.
@@ -1297,8 +1306,4 @@ def _csr(rows, cols, shape):
 
 def _progress(total, verbose, name):
     """A tqdm bar over ``total`` epochs when ``verbose``, else None."""
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=f"{name} epochs", unit="epoch", leave=True)
+    return progress_bar(total, verbose, f"{name} epochs")

@@ -26,10 +26,19 @@ stops where it was interrupted. This is unlike scikit-learn's ``MLPClassifier``,
 keeps the half-trained model: a half-trained invrec model would be a silent wrong result (its
 history, environments and mask from different points of training). To bound a run, set
 ``max_epochs`` or early stopping rather than interrupting it.
+
+**Progress and logging.** With an estimator's ``verbose`` set, :func:`progress_bar` draws a tqdm
+bar over the epochs of the final loop and one over the stages of PaInvRL and EIOR. Every call of
+:func:`train_epochs` logs through the ``logging`` module (logger ``invrec.training``): one DEBUG
+line per epoch with its record, one line per call (epochs run, seconds, where early stopping
+ended it; INFO for the final loop, DEBUG for a stage's, whose summary the stage logs at INFO:
+logger ``invrec.invariance.stages``). ``invrec.base`` logs the start and end of every fit. invrec adds no handler of its own, so nothing is shown unless the application
+configures logging.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -37,7 +46,24 @@ import torch
 
 
 __all__ = ["EarlyStopping", "TrainingDivergedError", "train_epochs", "iterate_minibatches", "state_copy",
-           "resolve_batch_size", "resolve_l2_embedding"]
+           "resolve_batch_size", "resolve_l2_embedding", "progress_bar"]
+
+logger = logging.getLogger(__name__)
+
+
+def progress_bar(total, verbose, desc, unit="epoch"):
+    """A tqdm bar over ``total`` steps when ``verbose``, else None."""
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=True)
+
+
+def _brief(record):
+    """A record's scalar entries, rounded, for a log line."""
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 #: ``batch_size="auto"``: the largest power of two that gives an epoch at least
 #: ``AUTO_MIN_STEPS`` steps, clipped to ``AUTO_BATCH_RANGE``. The L2 weights of the backbone are
@@ -304,7 +330,7 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
         read anyway: no extra device synchronisation per batch), or if a parameter of ``module``
         is at the end.
     """
-    records, best_state = [], None
+    records, best_state, began = [], None, time.perf_counter()
     for epoch in range(1, int(max_epochs) + 1):
         start = time.perf_counter()
         module.train()
@@ -338,6 +364,9 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
                     best_state = state_copy(module)
         history.append(record)
         records.append(record)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s epoch %d: %s", stage, epoch, _brief({k: v for k, v in record.items()
+                                                                   if k not in ("stage", "epoch")}))
         if progress is not None:
             progress.update(1)
             progress.set_postfix({k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
@@ -345,6 +374,18 @@ def train_epochs(module, optimizer, batch_loss, *, n_rows, max_epochs, batch_siz
             break
     if best_state is not None:
         module.load_state_dict(best_state)
+    level = logging.INFO if stage == "final" else logging.DEBUG    # stages log their own summary
+    if logger.isEnabledFor(level) and records:
+        ended = ""
+        if stopping is not None and validate is not None:
+            best = [r["epoch"] for r in records if r.get("best")]
+            best_value = float("nan") if stopping.best is None else stopping.best
+            ended = (f"; best {stopping.monitor} {best_value:.4g} at epoch {best[-1] if best else '-'}"
+                     + (f", stopped after {stopping.patience} epochs without improvement"
+                        if stopping.should_stop else ""))
+        where = "".join(f" {k} {v}" for k, v in (extra or {}).items())
+        logger.log(level, "%s%s: %d epoch(s) in %.2f s, train loss %.4g%s", stage, where, len(records),
+                    time.perf_counter() - began, records[-1]["train_loss"], ended)
     bad = [name for name, p in module.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
         raise _diverged(stage, records[-1]["epoch"] if records else 0,

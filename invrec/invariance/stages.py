@@ -15,6 +15,7 @@ given by the estimator as a :class:`StageTraining`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import numbers
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from .invariant_mask import PENALTIES, PENALTY_SCALES, learn_invariant_mask
 from ..utils.params import Interval, StrOptions, validate_parameters
 from .fusion import FUSION_MODES, Fusion
 from .masks import binarize_mask
+from ..training import progress_bar
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["EnvironmentInference", "MaskLearning", "StageTraining", "StageResult", "run_stages",
            "environment_labels", "stage_training", "stage_attributes", "RENAMED_STAGE_PARAMETERS",
@@ -247,7 +251,7 @@ class StageResult:
     stage_times: dict = field(default_factory=dict)
 
 
-def run_stages(environments, mask, n_outer_iter, data, training, history):
+def run_stages(environments, mask, n_outer_iter, data, training, history, progress=None):
     """Stages 1-2, ``n_outer_iter`` times: environments from the variant view, then the mask.
 
     Parameters
@@ -260,6 +264,8 @@ def run_stages(environments, mask, n_outer_iter, data, training, history):
     training : StageTraining
     history : list
         The estimator's ``history_``; stage records are appended.
+    progress : tqdm bar, default=None
+        Advanced once per stage run (environments, then mask, in every outer iteration).
 
     Returns
     -------
@@ -283,8 +289,16 @@ def run_stages(environments, mask, n_outer_iter, data, training, history):
         variant = None if gate is None else (1.0 - gate()).detach()
         if variant is None and data.features is not None and data.features.shape[1] > 0:
             variant = torch.full((data.features.shape[1],), 0.5, device=data.device)
+        before = len(history)
         labels = environments.run(data, training, variant, history, outer)
-        times["environments"] += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        times["environments"] += seconds
+        rounds = history[before:]
+        logger.info("environments (outer iteration %d/%d): %d round(s) in %.2f s, labels changed "
+                    "in the last %.1f%%, sizes %s", outer + 1, n_outer_iter, len(rounds), seconds,
+                    100 * rounds[-1]["changed"] if rounds else 0.0,
+                    rounds[-1]["sizes"] if rounds else [])
+        _advance(progress, "environments", outer)
         return labels
 
     if data.features is not None and data.features.shape[1] > 0:
@@ -295,13 +309,35 @@ def run_stages(environments, mask, n_outer_iter, data, training, history):
             if mask.epochs > 0:
                 start = time.perf_counter()
                 gate, scorer = mask.run(data, training, env, n_envs, gate, scorer, outer, gammas, history)
-                times["mask"] += time.perf_counter() - start
+                seconds = time.perf_counter() - start
+                times["mask"] += seconds
+                values = gate().detach()
+                logger.info("mask (outer iteration %d/%d): %d epoch(s) in %.2f s, %d of %d gates above "
+                            "0.5, mean ERM weight %.3f", outer + 1, n_outer_iter, mask.epochs, seconds,
+                            int((values > 0.5).sum()), values.numel(),
+                            float(np.mean(gammas)) if gammas else float("nan"))
+            _advance(progress, "mask", outer)
         learned = gate().detach() if gate is not None else torch.full(
             (data.features.shape[1],), 0.5, device=data.device)
     elif given is None:        # id-only data: environments still describe the interactions
         env = infer(None, 0)
     final = None if learned is None else binarize_mask(learned, mask.threshold)
     return StageResult(env, names, n_envs, learned, final, gammas, times)
+
+
+def _advance(progress, stage, outer):
+    if progress is not None:
+        progress.update(1)
+        progress.set_postfix({"stage": stage, "outer_iter": outer + 1})
+
+
+def stage_count(environments, n_outer_iter, data):
+    """Stage runs :func:`run_stages` makes (the length of its progress bar)."""
+    has_content = data.features is not None and data.features.shape[1] > 0
+    inferred = environments is not None and data.environments is None
+    if not has_content:
+        return int(inferred)
+    return int(n_outer_iter) * (int(inferred) + 1)
 
 
 def environment_labels(table, train_pos, column):
@@ -429,8 +465,15 @@ class InvariantStagesMixin:
 
     def _run_stages(self, data):
         """Stages 1-2 (:func:`run_stages`); sets ``environments_``, ``invariant_mask_``, ..."""
-        result = run_stages(self._part("environments"), self._part("mask"), self.n_outer_iter,
-                            data, stage_training(self, data), self.history_)
+        environments = self._part("environments")
+        bar = progress_bar(stage_count(environments, self.n_outer_iter, data), getattr(self, "verbose", 0),
+                           f"{type(self).__name__} stages", unit="stage")
+        try:
+            result = run_stages(environments, self._part("mask"), self.n_outer_iter,
+                                data, stage_training(self, data), self.history_, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         vars(self).update(stage_attributes(result, data, self.user_ids_, self.item_ids_))
         return result
 
