@@ -336,6 +336,30 @@ class RecommenderPipeline(Pipeline):
             extra["item_features"] = self._transform_item_features(item_features)
         return self._final_estimator.recommend(users, n, exclude_seen=exclude_seen, items=items, **extra)
 
+    @available_if(_final_has("similar_items"))
+    def similar_items(self, items, n=10):
+        """The final step's :meth:`~invrec.base.BaseRecommender.similar_items` (raw item ids).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``item``, ``similar_item``, ``score`` (cosine similarity), ``rank``.
+        """
+        check_is_fitted(self)
+        return self._final_estimator.similar_items(items, n)
+
+    @available_if(_final_has("similar_users"))
+    def similar_users(self, users, n=10):
+        """The final step's :meth:`~invrec.base.BaseRecommender.similar_users` (raw user ids).
+
+        Returns
+        -------
+        DataFrame
+            Columns ``user``, ``similar_user``, ``score`` (cosine similarity), ``rank``.
+        """
+        check_is_fitted(self)
+        return self._final_estimator.similar_users(users, n)
+
     @available_if(_final_has("predict"))
     def predict(self, X, *, item_features=None):
         """Scores (or ratings) of the ``(user, item)`` rows of ``X``, from the final step.

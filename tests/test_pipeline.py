@@ -346,3 +346,25 @@ def test_user_guide_page_runs_as_written():
     assert 0 <= namespace["ndcg"] <= 1
     assert np.isfinite(namespace["search"].cv_results_["mean_test_score"]).all()
     assert set(namespace["scoring"]) == {"ndcg@20", "recall@20", "map@10"}
+
+
+def test_similar_items_and_users_read_through_the_pipeline(data):
+    """The pipeline's neighbours are the final step's on the rows the filter kept."""
+    X, features = data
+    pipe = make_pipeline(KCoreFilter(2, 2), UltraGCNRecommender(**TINY)).fit(X, item_features=features)
+    final = pipe.steps[-1][1]
+    items, users = final.item_ids_[:3], final.user_ids_[:2]
+    pd.testing.assert_frame_equal(pipe.similar_items(items, n=4), final.similar_items(items, n=4))
+    pd.testing.assert_frame_equal(pipe.similar_users(users, n=4), final.similar_users(users, n=4))
+    kept, _ = KCoreFilter(2, 2).fit_resample(X)
+    bare = UltraGCNRecommender(**TINY).fit(kept, item_features=features)
+    pd.testing.assert_frame_equal(pipe.similar_items(items, n=4), bare.similar_items(items, n=4))
+    # A final step without neighbours: the methods are not there.
+    assert not hasattr(make_pipeline(KCoreFilter(), _NoNeighbours()), "similar_items")
+    with pytest.raises(NotFittedError):
+        make_pipeline(KCoreFilter(2, 2), UltraGCNRecommender(**TINY)).similar_users(users)
+
+
+class _NoNeighbours(BaseEstimator):
+    def fit(self, X, y=None):
+        return self
