@@ -54,6 +54,33 @@ logger = logging.getLogger(__name__)
 VALIDATION_MAX_USERS = 10_000
 
 
+@dataclass
+class WarmState:
+    """What a fit with ``warm_start=True`` continues from.
+
+    ``module`` is a copy of the fitted ``module_``; ``optimizer_state`` and ``generator_state``
+    (the optimizer's moments and the random stream at the end of the previous fit) and
+    ``stages`` (a staged estimator's environments and mask) are kept in memory only: pickling
+    and :func:`invrec.save` leave them out, so a loaded model continues with a fresh optimizer
+    and, for PaInvRL and EIOR, cannot continue (their stages are not stored).
+    """
+
+    module: torch.nn.Module
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    history: list
+    optimizer_state: dict | None = None
+    generator_state: torch.Tensor | None = None
+    generator_state_device: str | None = None
+    stages: object = None
+    rows: tuple | None = None
+    structure: dict | None = None
+
+#: Parameters that shape the model: a warm start with any of them changed would not train the
+#: model they describe, so it raises.
+WARM_STRUCTURE = ("embedding_dim", "content_dim", "item_id_weight", "decorrelate", "availability_aware")
+
+
 def _takes(function, name):
     """Whether ``function`` accepts a keyword argument ``name`` (False for None)."""
     if function is None:
@@ -190,6 +217,10 @@ class FitData:
     l2_embedding : float or None
         The id-embedding L2 weight of the fit: the estimator's ``l2_embedding`` with ``"auto"``
         resolved from the training graph's density (:func:`invrec.training.resolve_l2_embedding`).
+    warm : WarmState or None
+        What a ``warm_start=True`` fit continues from (None: a fit from scratch).
+    stage_result : object
+        The stages' result of a staged estimator, kept for a later warm start.
     validation_ranking : tuple or None
         ``(users, relevant)`` of the ranking validation, built on first use: the sorted encoded
         users it ranks (at most :data:`VALIDATION_MAX_USERS`, see :func:`validation_users`) and
@@ -216,6 +247,8 @@ class FitData:
     l2_scale: float | None = None
     l2_embedding: float | None = None
     validation_ranking: tuple | None = None
+    warm: WarmState | None = None
+    stage_result: object = None
 
     def ranking_validation(self):
         """``(users, relevant)`` of the ranking validation, computed once per fit (see above)."""
@@ -278,6 +311,7 @@ class BaseRecommender(BaseEstimator):
         "batch_size": [Interval(numbers.Integral, 1, None), StrOptions({"auto"})],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "early_stopping": ["boolean"],
+        "warm_start": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None)],
         "device": ["device"],
@@ -441,7 +475,10 @@ class BaseRecommender(BaseEstimator):
         table, y = check_interactions(X, y)
         features = _as_item_features(item_features)
         y = self._check_target(y)
+        warm = self._warm_start_from()
         self._encode(table, features)  # every user and item of X is known, whatever its weight
+        if warm is not None:
+            self._adopt_encoding(warm)
         if y is not None:
             keep = self._interaction_rows(y)
             table, y = table.loc[keep].reset_index(drop=True), y[keep]
@@ -454,6 +491,10 @@ class BaseRecommender(BaseEstimator):
         device = resolve_device(getattr(self, "device", "cpu"))
         seed = int(check_random_state(getattr(self, "random_state", None)).randint(2**31 - 1))
         generator = torch.Generator(device=device).manual_seed(seed)
+        if warm is not None:
+            warm.module = warm.module.to(device)
+            if warm.generator_state is not None and generator.device == torch.device(warm.generator_state_device):
+                generator.set_state(warm.generator_state)
         tr_users, tr_items = users[train_pos], items[train_pos]
         data = FitData(
             users=torch.as_tensor(tr_users, device=device),
@@ -467,6 +508,7 @@ class BaseRecommender(BaseEstimator):
             device=device,
             generator=generator,
             seen=_csr(tr_users, tr_items, (self.n_users_, self.n_items_)),
+            warm=warm,
         )
         if hasattr(self, "batch_size"):
             data.batch_size, data.l2_scale = resolve_batch_size(self.batch_size, len(tr_users))
@@ -496,7 +538,7 @@ class BaseRecommender(BaseEstimator):
                     self.item_features_, reference_items=reference, device=device)
             except NoReferenceContentError as exc:
                 raise _no_training_content(exc.modality, self.item_features_, len(reference)) from None
-        self.history_ = []
+        self.history_ = [] if warm is None else warm.history
         self.device_ = str(device)
         name, began = type(self).__name__, time.perf_counter()
         logger.info("%s: fitting on %d training rows (%d users, %d items%s) on %s%s", name, len(tr_users),
@@ -549,6 +591,57 @@ class BaseRecommender(BaseEstimator):
         self._user_index = pd.Index(self.user_ids_)
         self._item_index = pd.Index(self.item_ids_)
         self.n_users_, self.n_items_ = len(self.user_ids_), len(self.item_ids_)
+
+    # ------------------------------------------------------------------ warm start
+    def _warm_start_from(self):
+        """The :class:`WarmState` this fit continues from, or None (a fit from scratch).
+
+        With ``warm_start=True`` on a fitted estimator: copies of its model and of what the
+        previous fit left in memory (copies, so a failed fit leaves the fitted one intact).
+        """
+        if not getattr(self, "warm_start", False) or "module_" not in self.__dict__:
+            return None
+        previous = self.__dict__.get("_warm")
+        now = self._structure()
+        if previous is not None and previous.structure != now:
+            changed = sorted(k for k in now if previous.structure.get(k) != now[k])
+            raise ValueError(
+                f"warm_start=True continues the fitted model, but {', '.join(changed)} changed since "
+                f"it was fitted ({', '.join(f'{k}={previous.structure.get(k)!r}' for k in changed)} then): "
+                "the model has the old shape. Set them back, or set warm_start=False to fit from scratch.")
+        warm = WarmState(module=copy.deepcopy(self.module_), user_ids=self.user_ids_, item_ids=self.item_ids_,
+                         history=list(self.history_))
+        if previous is not None:
+            warm.optimizer_state = copy.deepcopy(previous.optimizer_state)
+            warm.generator_state = previous.generator_state.clone()
+            warm.generator_state_device = previous.generator_state_device
+            warm.stages, warm.rows = previous.stages, previous.rows
+        return warm
+
+    def _structure(self):
+        """The values of :data:`WARM_STRUCTURE` this estimator has."""
+        return {k: getattr(self, k) for k in WARM_STRUCTURE if hasattr(self, k)}
+
+    def _adopt_encoding(self, warm):
+        """Keep the fitted model's encoding: the same users and catalog, in the fitted order."""
+        same_users = len(warm.user_ids) == self.n_users_ and self._user_index.get_indexer(warm.user_ids).min() >= 0
+        same_items = len(warm.item_ids) == self.n_items_ and self._item_index.get_indexer(warm.item_ids).min() >= 0
+        if not (same_users and same_items):
+            raise ValueError(
+                f"warm_start=True continues the fitted model, whose users and catalog are fixed "
+                f"({len(warm.user_ids)} users, {len(warm.item_ids)} items), but X and item_features "
+                f"give {self.n_users_} users and {self.n_items_} items"
+                f"{'' if same_users else ' (other users)'}{'' if same_items else ' (another catalog)'}. "
+                "Continue with interactions of the same users over the same catalog, or set "
+                "warm_start=False to fit from scratch.")
+        if self.item_features_ is not None:
+            self.item_features_ = self.item_features_.reindex(warm.item_ids)
+        self.user_ids_, self.item_ids_ = warm.user_ids, warm.item_ids
+        self._user_index, self._item_index = pd.Index(self.user_ids_), pd.Index(self.item_ids_)
+
+    def _warm_module(self, data, build):
+        """The model to train: the fitted one under a warm start, else ``build()``."""
+        return build() if data.warm is None else data.warm.module
 
     def _set_unseen_items(self, train_items):
         """Catalog items without a (positive) training interaction: the new items."""
@@ -614,15 +707,23 @@ class BaseRecommender(BaseEstimator):
         stopping = EarlyStopping(monitor, lower_is_better=lower_is_better, restore_best=early,
                                  patience=self.n_iter_no_change if early else None)
         validate = None if data.validation is None else (lambda: self._validation_score(data))
+        if data.warm is not None and data.warm.optimizer_state is not None:
+            optimizer.load_state_dict(data.warm.optimizer_state)
         bar = _progress(self.max_epochs, self.verbose, type(self).__name__)
         try:
-            return train_epochs(module, optimizer, batch_loss, n_rows=n_rows, max_epochs=self.max_epochs,
-                                batch_size=data.batch_size, generator=data.generator, device=data.device,
-                                history=self.history_, stage=stage, validate=validate,
-                                stopping=stopping, progress=bar)
+            records = train_epochs(module, optimizer, batch_loss, n_rows=n_rows, max_epochs=self.max_epochs,
+                                   batch_size=data.batch_size, generator=data.generator, device=data.device,
+                                   history=self.history_, stage=stage, validate=validate,
+                                   stopping=stopping, progress=bar)
         finally:
             if bar is not None:
                 bar.close()
+        # What a later warm_start=True fit continues from (in memory only; see WarmState).
+        self._warm = WarmState(module=None, user_ids=None, item_ids=None, history=None,
+                               optimizer_state=optimizer.state_dict(), generator_state=data.generator.get_state(),
+                               generator_state_device=str(data.generator.device), stages=data.stage_result,
+                               rows=(data.users, data.items), structure=self._structure())
+        return records
 
     def _validation_score(self, data):
         """NDCG@20 on the validation rows, ranking the catalog with training items excluded.
@@ -1145,6 +1246,7 @@ class BaseRecommender(BaseEstimator):
                                                   for (attr, buffer_name), tensor in left_out.items()]
         state.pop("_user_index", None)
         state.pop("_item_index", None)
+        state.pop("_warm", None)        # optimizer moments and stages: in memory only (WarmState)
         return state
 
     def _content_buffers_to_leave_out(self, state):

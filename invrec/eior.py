@@ -100,6 +100,12 @@ _PARAMETERS = """embedding_dim : int, default=128
         not given (in expectation: stochastic rounding, so users with few rows are represented).
     n_iter_no_change : int, default=30
         Patience in epochs (invrec's backbone default).
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator continues training its model for up to
+        ``max_epochs`` more epochs (its optimizer state and random stream too, within the session),
+        instead of starting over; ``X`` must hold the same users and catalog. ``history_`` keeps
+        the earlier records. The stages are not run again: the final model continues on the environments and mask of the
+        first fit, so ``X`` must give the same training rows.
     device, random_state, verbose, handle_unknown
         As every invrec estimator."""
 
@@ -171,7 +177,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
                  learning_rate=1e-2, l2_embedding="auto", l2_content=1.0, item_l2_ratio=2.0,
                  item_id_weight=1.0, init_std=0.01, fusion=None, objective=None, environments=None,
                  mask=None, n_outer_iter=2, decorrelate="none", early_stopping=True,
-                 validation_fraction=0.1, n_iter_no_change=30, device="auto", random_state=None, verbose=0,
+                 validation_fraction=0.1, n_iter_no_change=30, warm_start=False, device="auto", random_state=None, verbose=0,
                  handle_unknown="error"):
         self.embedding_dim = embedding_dim
         self.content_dim = content_dim
@@ -192,6 +198,7 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -201,13 +208,16 @@ class _EIORBase(InvariantStagesMixin, BaseRecommender):
     def _fit_model(self, data):
         stages = self._run_stages(data)                                             # 1. and 2.
         with self._timed("final"):
-            model = build_fused_model(self, data, stages.final_mask)                # 2. and 3.
-            self._add_head(model, data)                                             # 4.
-            self.module_ = model
+            model = self.module_ = self._warm_module(data, lambda: self._build_model(data, stages))  # 2.-4.
             objective = self._part("objective").build(
                 model, data.items, self._part_losses(model, data), *final_environments(stages, data))  # 5.
             self.attention_weights_ = train_fused_model(self, model, objective, data)
         self.attention_weights_mean_ = self.attention_weights_.mean(axis=0)
+
+    def _build_model(self, data, stages):
+        model = build_fused_model(self, data, stages.final_mask)                    # 2. and 3.
+        self._add_head(model, data)                                                 # 4.
+        return model
 
     def _add_head(self, model, data):
         """Hook: extra parts of the model (the regressor's rating head)."""
@@ -275,7 +285,7 @@ class EIORRecommender(_EIORBase):
                  l2_embedding="auto", l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, fusion=None, objective=None, environments=None, mask=None,
                  n_outer_iter=2, decorrelate="both", early_stopping=True, validation_fraction=0.1,
-                 n_iter_no_change=30,
+                 n_iter_no_change=30, warm_start=False,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         super().__init__(embedding_dim=embedding_dim, content_dim=content_dim,
                          max_epochs=max_epochs, batch_size=batch_size,
@@ -286,7 +296,7 @@ class EIORRecommender(_EIORBase):
                          n_outer_iter=n_outer_iter, decorrelate=decorrelate,
                          early_stopping=early_stopping,
                          validation_fraction=validation_fraction,
-                         n_iter_no_change=n_iter_no_change, device=device,
+                         n_iter_no_change=n_iter_no_change, warm_start=warm_start, device=device,
                          random_state=random_state, verbose=verbose, handle_unknown=handle_unknown)
         self.n_negatives = n_negatives
         self.loss_weights = loss_weights

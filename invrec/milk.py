@@ -133,6 +133,11 @@ class MILKRecommender(BaseRecommender):
         not given (in expectation: stochastic rounding, so users with few rows are represented).
     n_iter_no_change : int, default=30
         Patience of early stopping, in epochs (MILK's code: 3 evaluations 10 epochs apart).
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator continues training its model for up to
+        ``max_epochs`` more epochs (its optimizer state and random stream too, within the session),
+        instead of starting over; ``X`` must hold the same users and catalog. ``history_`` keeps
+        the earlier records.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where to train and score.
     random_state : int, RandomState or None, default=None
@@ -225,7 +230,7 @@ class MILKRecommender(BaseRecommender):
                  invariance_weight=5.0, dirichlet_alpha=0.1, mixtures="missing",
                  missing_rate=0.25, missing_fill="impute", availability_aware=False, init_std=0.1,
                  validation_candidates="all",
-                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
+                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=30, warm_start=False,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
         self.max_epochs = max_epochs
@@ -246,6 +251,7 @@ class MILKRecommender(BaseRecommender):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -298,10 +304,10 @@ class MILKRecommender(BaseRecommender):
             self.modalities_ = ()
             slices = None
             self.imputer_ = None
-        self.module_ = MultimodalContentModel(
+        self.module_ = self._warm_module(data, lambda: MultimodalContentModel(
             data.n_users, data.features, slices, dim=self.embedding_dim, init_std=self.init_std,
             n_items=data.n_items, generator=data.generator,
-            availability_columns=self._availability_columns())
+            availability_columns=self._availability_columns()))
         optimizer = make_adam(self.module_.parameters(), self.learning_rate)
         self._train_epochs(self.module_, optimizer, self._batch_objective(self.module_, data), data)
         risks = [record["mixture_risks"] for record in self.history_]

@@ -138,6 +138,12 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         not given (in expectation: stochastic rounding, so users with few rows are represented).
     n_iter_no_change : int, default=30
         Patience of early stopping, in epochs (invrec's backbone default).
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted estimator continues training its model for up to
+        ``max_epochs`` more epochs (its optimizer state and random stream too, within the session),
+        instead of starting over; ``X`` must hold the same users and catalog. ``history_`` keeps
+        the earlier records. The stages are not run again: the final model continues on the environments and mask of the
+        first fit, so ``X`` must give the same training rows.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
     random_state : int, RandomState or None, default=None
         Seed of every random draw; an int makes a CPU fit bit-for-bit reproducible.
@@ -207,7 +213,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
                  l2_embedding="auto", l2_content=1.0, item_l2_ratio=2.0, item_id_weight=1.0,
                  init_std=0.01, environments=None, mask=None, n_outer_iter=2, fusion=None,
                  decorrelate="both",
-                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=30,
+                 early_stopping=True, validation_fraction=0.1, n_iter_no_change=30, warm_start=False,
                  device="auto", random_state=None, verbose=0, handle_unknown="error"):
         self.embedding_dim = embedding_dim
         self.content_dim = content_dim
@@ -229,6 +235,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -238,7 +245,7 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
     def _fit_model(self, data):
         stages = self._run_stages(data)                                             # 1-2
         with self._timed("final"):                                                  # 3
-            model = self.module_ = build_fused_model(self, data, stages.final_mask)
+            model = self.module_ = self._warm_module(data, lambda: build_fused_model(self, data, stages.final_mask))
             losses = ranking_part_losses(model, data, self.n_negatives, self.loss_weights,
                                          self._interaction_weights(data))
             objective = POOLED.build(model, data.items, losses, *final_environments(stages, data))

@@ -464,7 +464,13 @@ class InvariantStagesMixin:
         data.environments = environment_labels(table, train_pos, self.environments)
 
     def _run_stages(self, data):
-        """Stages 1-2 (:func:`run_stages`); sets ``environments_``, ``invariant_mask_``, ..."""
+        """Stages 1-2 (:func:`run_stages`); sets ``environments_``, ``invariant_mask_``, ...
+
+        A warm start (``warm_start=True``) runs no stage: the final model continues on the
+        environments and mask of the fit it continues, which needs the same training rows.
+        """
+        if data.warm is not None:
+            return self._warm_stages(data)
         environments = self._part("environments")
         bar = progress_bar(stage_count(environments, self.n_outer_iter, data), getattr(self, "verbose", 0),
                            f"{type(self).__name__} stages", unit="stage")
@@ -475,7 +481,27 @@ class InvariantStagesMixin:
             if bar is not None:
                 bar.close()
         vars(self).update(stage_attributes(result, data, self.user_ids_, self.item_ids_))
+        data.stage_result = result
         return result
+
+    def _warm_stages(self, data):
+        warm, name = data.warm, type(self).__name__
+        if warm.stages is None:
+            raise ValueError(
+                f"warm_start=True continues {name}'s final model on the environments and mask of the "
+                "fit it continues, which are kept in memory only: this estimator was loaded or "
+                "unpickled without them. Set warm_start=False to fit from scratch.")
+        users, items = warm.rows
+        if not (users.shape == data.users.shape and bool((users.to(data.device) == data.users).all())
+                and bool((items.to(data.device) == data.items).all())):
+            raise ValueError(
+                f"warm_start=True continues {name}'s final model on the stages' environments, one per "
+                f"training row, so it needs the same training rows: the first fit trained on "
+                f"{len(users)} rows, this one on {len(data.users)} others. Pass the same X (and "
+                "random_state, which carves the validation rows), or set warm_start=False to run "
+                "the stages again.")
+        data.stage_result = warm.stages
+        return warm.stages
 
     @contextlib.contextmanager
     def _timed(self, stage):
