@@ -66,7 +66,7 @@ def main(argv=None):
           "spurious kept | mean MGDA weight |")
     print("|---|---|---|---|---|---|---|")
     for name, part in rows.items():
-        def mean(key):
+        def mean(key, part=part):
             return np.mean([r.get(key, np.nan) for r in part])
         print(f"| {name} | {mean('iid'):.4f} | {mean('ood'):.4f} | {mean('ood') / erm_ood:.2f} | "
               f"{mean('auc'):.3f} | {mean('kept'):.1f} | {mean('gamma'):.2f} |")

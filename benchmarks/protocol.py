@@ -122,7 +122,7 @@ def chunk_size(n_items):
     return max(1, min(4096, (1 << 24) // max(n_items, 1)))
 
 
-def rank(split, score_fn, users, exclude, k=max(KS)):
+def rank(split, score_fn, users, exclude, k=None):
     """Top-``k`` lists of raw ``users`` from a full score function, with ``exclude`` masked.
 
     Parameters
@@ -134,14 +134,15 @@ def rank(split, score_fn, users, exclude, k=max(KS)):
         Raw ids of the users to rank (all known in training).
     exclude : sparse matrix of shape (n_users, n_items)
         Pairs never ranked (indexed by user row).
-    k : int
-        Length of each list.
+    k : int, default=None
+        Length of each list; None is the largest cut-off reported (``max(KS)``).
 
     Returns
     -------
     DataFrame
         ``user``, ``item``, ``score``, ``rank`` with raw ids, as ``recommend`` returns.
     """
+    k = max(KS) if k is None else k
     rows = split.user_index(users)
     top, values = chunked_top_k(score_fn, rows, k, exclude=exclude, chunk_size=chunk_size(len(split.item_ids)))
     return rankings_to_frame(users, top, values, item_ids=split.item_ids)

@@ -259,7 +259,7 @@ def markdown(rows, header):
              "| invariant weight: mean [min, max] |", "|---|---|---|---|---|---|---|---|"]
     frame = pd.DataFrame(rows)
     for name, group in frame.groupby("model", sort=False):
-        def fmt(col):
+        def fmt(col, group=group):
             vals = group[col].to_numpy(dtype=float)
             return f"{vals.mean():.4f}" + (f" ± {vals.std(ddof=1):.4f}" if len(vals) > 1 else "")
         epochs = ("-" if "epochs" not in group or group["epochs"].isna().all() else

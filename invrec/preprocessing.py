@@ -336,7 +336,7 @@ class ModalityTransformer(ItemFeaturesTransformer):
                 raise ValueError(f"modality {name!r} is missing for every item of X: there is no "
                                  f"row to fit {type(base).__name__} on. Leave it out with "
                                  "modalities=[...].")
-            fitted[name] = _on_modality(name, lambda: clone(base).fit(matrix[available]))
+            fitted[name] = _on_modality(name, lambda rows=matrix[available]: clone(base).fit(rows))
         self.transformers_ = fitted
         self.n_features_in_ = {name: features.dims[name] for name in names}
         return self

@@ -415,7 +415,7 @@ def test_new_item_split_folds_are_disjoint():
     assert sum(len(s) for s in news) == len(set().union(*news)) == 5 * int(0.2 * 40)
     first = NewItemSplit(test_size=0.2, random_state=0).new_items(X)["test"]
     assert news[0] == set(first)
-    for f, (train, test) in enumerate(cv.split(X)):
+    for f, (_, test) in enumerate(cv.split(X)):
         assert set(X["item"].iloc[test]) == news[f]
     with pytest.raises(ValueError, match="fold must be in 0..4"):
         cv.new_items(X, fold=5)

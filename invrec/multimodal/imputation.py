@@ -116,7 +116,7 @@ class CrossModalImputer(BaseEstimator):
         self._check_fitted(features)
         avail = features.select_modalities(self.modalities_).availability
         data = {}
-        for t, target in enumerate(self.modalities_):
+        for target in self.modalities_:
             total = np.zeros((features.n_items, len(self.means_[target])))
             count = np.zeros(features.n_items)
             for s, source in enumerate(self.modalities_):
