@@ -20,7 +20,9 @@ import logging
 import numbers
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,9 @@ from .model_selection import validation_holdout_mask
 from .training import EarlyStopping, progress_bar, resolve_batch_size, resolve_l2_embedding, train_epochs
 from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame, similar_rows
+
+if TYPE_CHECKING:                       # Python 3.11's typing.Self, for 3.10 too
+    from typing_extensions import Self
 from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
                                check_same_id_types, type_mismatch_hint)
 
@@ -47,6 +52,13 @@ SCORE_METRIC, SCORE_K = "ndcg", 20
 #: Rows of ``X`` that :meth:`BaseRecommender.predict` scores at once (its memory bound: a chunk's
 #: item vectors, about 1 kB a row at 256 content dimensions; the results do not depend on it).
 logger = logging.getLogger(__name__)
+
+#: What ``X`` may be (see :func:`invrec.utils.validation.check_interactions`): a DataFrame with
+#: ``user`` and ``item`` columns, an ``(n, 2)`` array or list of rows, a scipy sparse user x item
+#: matrix, or a polars / pyarrow table.
+InteractionsLike = Any
+#: Ids or values: a list, an ndarray, a pandas Series or Index.
+ArrayLike = Union[Sequence[Any], np.ndarray, pd.Series, pd.Index]
 
 #: Users a ranking validation pass ranks at most (a fixed random sample of the held-out users per
 #: fit): early stopping ranks the catalog for each of them after every epoch, so its cost stays
@@ -321,14 +333,14 @@ class BaseRecommender(BaseEstimator):
 
     #: Parameters holding a part (a stage, the fusion, an objective) whose None means the part's
     #: defaults: parameter name -> factory.
-    _default_parts = {}
+    _default_parts: ClassVar[dict[str, Callable[[], Any]]] = {}
 
     #: Parts a str may stand for: parameter name -> the part's setting the str is (``fusion="global"``
     #: is the default fusion with ``mode="global"``).
-    _spelled_parts = {}
+    _spelled_parts: ClassVar[dict[str, str]] = {}
 
     #: Former constructor parameters -> how to spell them now (raised with that hint).
-    _renamed_parameters = {}
+    _renamed_parameters: ClassVar[dict[str, str]] = {}
 
     #: The validation metric of early stopping: history key and whether lower is better.
     _monitor = (f"valid_{SCORE_METRIC}@{SCORE_K}", False)
@@ -384,7 +396,9 @@ class BaseRecommender(BaseEstimator):
         return value if isinstance(value, BaseEstimator) else None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, *, item_features=None, validation_data=None):
+    def fit(self, X: InteractionsLike, y: ArrayLike | None = None, *,
+            item_features: ItemFeatures | dict | None = None,
+            validation_data: InteractionsLike | None = None) -> Self:
         """Fit the recommender on observed interactions.
 
         A fit is atomic: when it fails or is interrupted (Ctrl-C), the estimator is left exactly
@@ -826,7 +840,7 @@ class BaseRecommender(BaseEstimator):
                 )
         return values, codes, known
 
-    def predict(self, X, *, item_features=None):
+    def predict(self, X: InteractionsLike, *, item_features: ItemFeatures | dict | None = None) -> np.ndarray:
         """Score each (user, item) row of ``X``.
 
         Parameters
@@ -880,7 +894,9 @@ class BaseRecommender(BaseEstimator):
                 out[rows] = self._score_pairs(u[rows], i[rows]).cpu().double().numpy()
         return out
 
-    def recommend(self, users, n=10, *, exclude_seen=True, items=None, exclude=None, item_features=None):
+    def recommend(self, users: ArrayLike, n: int = 10, *, exclude_seen: bool = True,
+                  items: ArrayLike | None = None, exclude: InteractionsLike | None = None,
+                  item_features: ItemFeatures | dict | None = None) -> pd.DataFrame:
         """Top-``n`` items for each user.
 
         Parameters
@@ -939,7 +955,7 @@ class BaseRecommender(BaseEstimator):
                                     chunk_size=self._chunk_size())
         return rankings_to_frame(users, top, values, item_ids=_join_ids(self.item_ids_, new_ids))
 
-    def score(self, X, y=None):
+    def score(self, X: InteractionsLike, y: ArrayLike | None = None) -> float:
         """NDCG@20 of the held-out interactions ``X``, ranking the catalog with seen items excluded.
 
         This is :func:`invrec.metrics.make_ranking_scorer` ``("ndcg", k=20)``: the users of
@@ -959,7 +975,7 @@ class BaseRecommender(BaseEstimator):
 
     # ------------------------------------------------------------------ learned vectors
     @property
-    def user_embeddings_(self):
+    def user_embeddings_(self) -> np.ndarray:
         """Learned user vectors, one row per user in the order of ``user_ids_``.
 
         A read-only copy (``ndarray`` of shape ``(n_users_, d)``): writing to it raises, and the
@@ -972,7 +988,7 @@ class BaseRecommender(BaseEstimator):
         return self._embeddings("user")
 
     @property
-    def item_embeddings_(self):
+    def item_embeddings_(self) -> np.ndarray:
         """Learned item vectors, one row per catalog item in the order of ``item_ids_``.
 
         A read-only copy (``ndarray`` of shape ``(n_items_, d)``), as :attr:`user_embeddings_`:
@@ -983,7 +999,7 @@ class BaseRecommender(BaseEstimator):
         """
         return self._embeddings("item")
 
-    def similar_items(self, items, n=10):
+    def similar_items(self, items: ArrayLike, n: int = 10) -> pd.DataFrame:
         """The ``n`` catalog items most similar to each of ``items``, by cosine of their vectors.
 
         Similarity is the cosine between rows of :attr:`item_embeddings_` (the vectors the model
@@ -1034,7 +1050,7 @@ class BaseRecommender(BaseEstimator):
         """
         return self._similar("item", items, n)
 
-    def similar_users(self, users, n=10):
+    def similar_users(self, users: ArrayLike, n: int = 10) -> pd.DataFrame:
         """The ``n`` users most similar to each of ``users``, by cosine of their vectors.
 
         Similarity is the cosine between rows of :attr:`user_embeddings_`; each user is left out
