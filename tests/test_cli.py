@@ -616,3 +616,26 @@ def test_a_rating_regressor_needs_ratings(tmp_path, capsys):
         main(["fit", "--model", "eior-regressor", "--param", "max_epochs=1", "-o", str(tmp_path / "m.invrec")])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "'rating' column" in err and not (tmp_path / "m.invrec").exists()
+
+
+def _demo_table(scores):
+    return pd.DataFrame([{"model": m, "split": split, "recall@20": v, "ndcg@20": v}
+                         for m, pair in scores.items() for split, v in zip(("IID", "OOD"), pair)])
+
+
+def test_demo_plot_draws_the_front_with_popularity_and_the_oracle(tmp_path):
+    pytest.importorskip("matplotlib")
+    from invrec.cli.demo import plot_demo
+
+    scores = {"oracle: true preference": (.27, .39), "oracle: spurious attribute": (.38, .004),
+              "popularity": (.075, .091), "UltraGCN (ERM)": (.43, .011), "PaInvRL": (.23, .28)}
+    ax = plot_demo(_demo_table(scores), tmp_path / "front.svg").axes[0]
+    points = {c.get_label(): tuple(c.get_offsets()[0]) for c in ax.collections}
+    assert points == {"UltraGCN (ERM)": (.43, .011), "PaInvRL": (.23, .28)}
+    labels = [line.get_label() for line in ax.lines if not line.get_label().startswith("_")]
+    assert labels == ["trade-off front", "popularity: OOD 0.091, IID 0.075", "oracle: OOD 0.39, IID 0.27"]
+    assert (tmp_path / "front.svg").read_text().lstrip().startswith("<?xml")
+    # Popularity alone is a point, not a reference line.
+    only = plot_demo(_demo_table({"popularity": (.075, .091)}), tmp_path / "pop.png").axes[0]
+    assert [c.get_label() for c in only.collections] == ["popularity"]
+    assert not [line for line in only.lines if line.get_label().startswith("popularity")]

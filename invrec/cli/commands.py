@@ -219,8 +219,8 @@ def build_parser():
                       help="torch threads while fitting (default: 1; on a problem this small about as fast as "
                            "more on idle cores, and much faster when other work shares them)")
     demo.add_argument("--plot", default=None, metavar="FILE",
-                      help="also draw the IID and OOD NDCG as a bar chart (.png, .svg, .pdf; needs matplotlib, "
-                           "pip install 'invrec[plot]')")
+                      help="also draw the IID-OOD front of the models, popularity and the oracle "
+                           "(.png, .svg, .pdf; needs matplotlib, pip install 'invrec[plot]')")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar over the models")
     _add_out_argument(demo)
     demo.set_defaults(func=_demo)

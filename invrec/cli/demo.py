@@ -296,7 +296,11 @@ def check_plotting():
 
 
 def plot_demo(table, path, k=None):
-    """Bar chart of each model's IID and OOD ``ndcg@k`` (the demo's table), saved to ``path``.
+    """The demo's IID-OOD front (:func:`invrec.plotting.plot_iid_ood_front`), saved to ``path``.
+
+    One point per fitted model (IID ``ndcg@k`` across, OOD up), the trade-off front joined, and
+    popularity and the true-preference oracle as reference lines (popularity is a point when it
+    is the only model).
 
     Parameters
     ----------
@@ -307,22 +311,32 @@ def plot_demo(table, path, k=None):
     k : int, default=None
         Cut-off; None is the largest in ``table``.
 
+    Returns
+    -------
+    figure : matplotlib Figure
+        The figure written.
+
     Raises
     ------
     ImportError
         If matplotlib (the optional extra ``plot``) is not installed.
     """
+    from ..plotting import plot_iid_ood_front
+
     figure_class = _matplotlib_figure()
     summary = summarize_demo(table, k)
     k = _largest_cutoff(table) if k is None else k
-    models = list(summary.index)[::-1]
-    position = np.arange(len(models))
-    figure = figure_class(figsize=(7, 0.45 * len(models) + 1.4), layout="constrained")
+    scores = summary[[f"IID ndcg@{k}", f"OOD ndcg@{k}"]].set_axis(["IID", "OOD"], axis=1)
+    oracle = "oracle: true preference"
+    models = [name for name in scores.index if name not in ORACLES and name != POPULARITY]
+    popularity = tuple(scores.loc[POPULARITY]) if POPULARITY in scores.index else None
+    if not models and popularity is not None:
+        models, popularity = [POPULARITY], None
+    figure = figure_class(figsize=(7, 5), layout="constrained")
     axes = figure.subplots()
-    for offset, split in ((0.2, "IID"), (-0.2, "OOD")):
-        axes.barh(position + offset, summary.loc[models, f"{split} ndcg@{k}"], height=0.4, label=split)
-    axes.set_yticks(position, models)
-    axes.set_xlabel(f"ndcg@{k}")
+    plot_iid_ood_front(scores.loc[models], popularity=popularity,
+                       oracle=tuple(scores.loc[oracle]) if oracle in scores.index else None,
+                       metric=f"NDCG@{k}", ax=axes)
     axes.set_title("invrec demo: in and out of distribution")
-    axes.legend(ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(models)), frameon=False)
     figure.savefig(path)
+    return figure
