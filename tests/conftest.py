@@ -37,3 +37,22 @@ def small_split():
                                          test_interactions_per_user=1, random_state=0)
     train, test = train_test_split(bunch.interactions, test_size=0.25, by="user", random_state=0)
     return bunch, train, test
+
+
+@pytest.fixture(scope="session")
+def new_item_split():
+    """A generated problem with 20% new items: ``(bunch, train, valid, test, new)``.
+
+    ``train``, ``valid`` and ``test`` are the ``(user, item)`` rows of
+    :class:`~invrec.model_selection.NewItemSplit` (half the new items validate, half test), ``new``
+    its ``new_items`` dict. The MILK suites share it; treat it as read-only.
+    """
+    from invrec.datasets import make_multimodal_interactions
+    from invrec.model_selection import NewItemSplit
+
+    data = make_multimodal_interactions(n_users=120, n_items=100, interactions_per_user=4,
+                                        test_interactions_per_user=1, random_state=0)
+    X = data.interactions[["user", "item"]]
+    cv = NewItemSplit(test_size=0.2, validation=True, random_state=0)
+    train, valid, test = next(cv.split_validation(X))
+    return data, X.iloc[train], X.iloc[valid], X.iloc[test], cv.new_items(X)

@@ -13,7 +13,6 @@ from invrec.datasets import make_multimodal_interactions
 from invrec.multimodal.imputation import CrossModalImputer
 from invrec.metrics import make_ranking_scorer
 from invrec.milk import MILKRecommender
-from invrec.model_selection import NewItemSplit
 from invrec.multimodal import MultimodalContentModel, sample_cyclic_mixtures
 
 TINY = dict(embedding_dim=8, batch_size=256, max_epochs=4, early_stopping=False, random_state=0)
@@ -22,15 +21,9 @@ PAPER = dict(mixtures="cyclic", invariance_weight=50.0, missing_fill="mean", neg
 
 
 @pytest.fixture(scope="module")
-def synthetic():
-    """Synthetic data with 20% new items (half validation, half test)."""
-    data = make_multimodal_interactions(n_users=120, n_items=100, interactions_per_user=4,
-                                        test_interactions_per_user=1, random_state=0)
-    X = data.interactions[["user", "item"]]
-    cv = NewItemSplit(test_size=0.2, validation=True, random_state=0)
-    train, valid, test = next(cv.split_validation(X))
-    new = cv.new_items(X)
-    return data, X.iloc[train], X.iloc[valid], X.iloc[test], new
+def synthetic(new_item_split):
+    """Synthetic data with 20% new items (half validation, half test): conftest's ``new_item_split``."""
+    return new_item_split
 
 
 # ---------------------------------------------------------------------- the loss of a batch

@@ -11,9 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from invrec.base import FitData
-from invrec.datasets import make_multimodal_interactions
 from invrec.milk import MILKRecommender
-from invrec.model_selection import NewItemSplit
 from invrec.multimodal import MultimodalContentModel
 
 TINY = dict(embedding_dim=8, batch_size=256, max_epochs=4, early_stopping=False, random_state=0)
@@ -30,13 +28,10 @@ def _fit_data(users, items, n_users, n_items, features, availability):
 
 
 @pytest.fixture(scope="module")
-def synthetic():
-    data = make_multimodal_interactions(n_users=120, n_items=100, interactions_per_user=4,
-                                        test_interactions_per_user=1, random_state=0)
-    X = data.interactions[["user", "item"]]
-    cv = NewItemSplit(test_size=0.2, validation=True, random_state=0)
-    train, valid, test = next(cv.split_validation(X))
-    return data, X.iloc[train], cv.new_items(X)
+def synthetic(new_item_split):
+    """conftest's new-item split: ``(bunch, train, new)``."""
+    data, train, _, _, new = new_item_split
+    return data, train, new
 
 
 def _pair(avail):
