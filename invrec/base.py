@@ -21,7 +21,7 @@ import numbers
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
@@ -38,19 +38,17 @@ from .model_selection import validation_holdout_mask
 from .training import EarlyStopping, progress_bar, resolve_batch_size, resolve_l2_embedding, train_epochs
 from .utils.params import Interval, StrOptions, check_bool, check_fraction, check_int, validate_parameters
 from .utils.ranking import chunked_top_k, rankings_to_frame, similar_rows
+from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
+                               check_same_id_types, type_mismatch_hint)
 
 if TYPE_CHECKING:                       # Python 3.11's typing.Self, for 3.10 too
     from typing_extensions import Self
-from .utils.validation import (ITEM, USER, _clean_id_column, as_id_array, check_interactions,
-                               check_same_id_types, type_mismatch_hint)
 
 __all__ = ["BaseRecommender", "FitData", "resolve_device"]
 
 #: Metric reported by :meth:`BaseRecommender.score` and used for early stopping.
 SCORE_METRIC, SCORE_K = "ndcg", 20
 
-#: Rows of ``X`` that :meth:`BaseRecommender.predict` scores at once (its memory bound: a chunk's
-#: item vectors, about 1 kB a row at 256 content dimensions; the results do not depend on it).
 logger = logging.getLogger(__name__)
 
 #: What ``X`` may be (see :func:`invrec.utils.validation.check_interactions`): a DataFrame with
@@ -70,23 +68,25 @@ VALIDATION_MAX_USERS = 10_000
 class WarmState:
     """What a fit with ``warm_start=True`` continues from.
 
-    ``module`` is a copy of the fitted ``module_``; ``optimizer_state`` and ``generator_state``
-    (the optimizer's moments and the random stream at the end of the previous fit) and
-    ``stages`` (a staged estimator's environments and mask) are kept in memory only: pickling
-    and :func:`invrec.save` leave them out, so a loaded model continues with a fresh optimizer
-    and, for PaInvRL and EIOR, cannot continue (their stages are not stored).
+    The final loop leaves one behind as ``_warm`` (``optimizer_state`` and ``generator_state``:
+    the optimizer's moments and the random stream at its end; ``stages``: a staged estimator's
+    environments and mask; the training ``rows``; the ``structure`` parameters); a warm fit
+    copies it and adds the fitted ``module``, ids and ``history``. ``_warm`` lives in memory
+    only: pickling and :func:`invrec.save` leave it out, so a loaded model continues with a
+    fresh optimizer and, for PaInvRL and EIOR, cannot continue (their stages are not stored).
     """
 
-    module: torch.nn.Module
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    history: list
+    module: torch.nn.Module | None = None
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
+    history: list | None = None
     optimizer_state: dict | None = None
     generator_state: torch.Tensor | None = None
     generator_state_device: str | None = None
     stages: object = None
     rows: tuple | None = None
     structure: dict | None = None
+
 
 #: Parameters that shape the model: a warm start with any of them changed would not train the
 #: model they describe, so it raises.
@@ -125,6 +125,8 @@ def validation_users(users, *, seed=0, max_users=None):
     return np.sort(np.random.default_rng(seed).choice(order, size=limit, replace=False))
 
 
+#: Rows of ``X`` that :meth:`BaseRecommender.predict` scores at once (its memory bound: a chunk's
+#: item vectors, about 1 kB a row at 256 content dimensions; the results do not depend on it).
 PREDICT_CHUNK_SIZE = 1 << 15
 
 #: Scores that :meth:`BaseRecommender.predict` computes at once for items unknown at fit time
@@ -623,13 +625,11 @@ class BaseRecommender(BaseEstimator):
                 f"warm_start=True continues the fitted model, but {', '.join(changed)} changed since "
                 f"it was fitted ({', '.join(f'{k}={previous.structure.get(k)!r}' for k in changed)} then): "
                 "the model has the old shape. Set them back, or set warm_start=False to fit from scratch.")
-        warm = WarmState(module=copy.deepcopy(self.module_), user_ids=self.user_ids_, item_ids=self.item_ids_,
-                         history=list(self.history_))
-        if previous is not None:
-            warm.optimizer_state = copy.deepcopy(previous.optimizer_state)
-            warm.generator_state = previous.generator_state.clone()
-            warm.generator_state_device = previous.generator_state_device
-            warm.stages, warm.rows = previous.stages, previous.rows
+        warm = WarmState() if previous is None else replace(
+            previous, optimizer_state=copy.deepcopy(previous.optimizer_state),
+            generator_state=previous.generator_state.clone())
+        warm.module, warm.history = copy.deepcopy(self.module_), list(self.history_)
+        warm.user_ids, warm.item_ids = self.user_ids_, self.item_ids_
         return warm
 
     def _structure(self):
@@ -733,8 +733,7 @@ class BaseRecommender(BaseEstimator):
             if bar is not None:
                 bar.close()
         # What a later warm_start=True fit continues from (in memory only; see WarmState).
-        self._warm = WarmState(module=None, user_ids=None, item_ids=None, history=None,
-                               optimizer_state=optimizer.state_dict(), generator_state=data.generator.get_state(),
+        self._warm = WarmState(optimizer_state=optimizer.state_dict(), generator_state=data.generator.get_state(),
                                generator_state_device=str(data.generator.device), stages=data.stage_result,
                                rows=(data.users, data.items), structure=self._structure())
         return records

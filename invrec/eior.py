@@ -101,11 +101,8 @@ _PARAMETERS = """embedding_dim : int, default=128
     n_iter_no_change : int, default=30
         Patience in epochs (invrec's backbone default).
     warm_start : bool, default=False
-        When True, ``fit`` on a fitted estimator continues training its model for up to
-        ``max_epochs`` more epochs (its optimizer state and random stream too, within the session),
-        instead of starting over; ``X`` must hold the same users and catalog. ``history_`` keeps
-        the earlier records. The stages are not run again: the final model continues on the environments and mask of the
-        first fit, so ``X`` must give the same training rows.
+        Continue training the fitted final model, as :class:`~invrec.painvrl.PaInvRLRecommender`
+        (the stages are not run again, so ``X`` must give the same training rows).
     device, random_state, verbose, handle_unknown
         As every invrec estimator."""
 

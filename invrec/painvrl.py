@@ -142,8 +142,8 @@ class PaInvRLRecommender(InvariantStagesMixin, BaseRecommender):
         When True, ``fit`` on a fitted estimator continues training its model for up to
         ``max_epochs`` more epochs (its optimizer state and random stream too, within the session),
         instead of starting over; ``X`` must hold the same users and catalog. ``history_`` keeps
-        the earlier records. The stages are not run again: the final model continues on the environments and mask of the
-        first fit, so ``X`` must give the same training rows.
+        the earlier records. The stages are not run again: the final model continues on the
+        environments and mask of the first fit, so ``X`` must give the same training rows.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
     random_state : int, RandomState or None, default=None
         Seed of every random draw; an int makes a CPU fit bit-for-bit reproducible.

@@ -32,8 +32,9 @@ bar over the epochs of the final loop and one over the stages of PaInvRL and EIO
 :func:`train_epochs` logs through the ``logging`` module (logger ``invrec.training``): one DEBUG
 line per epoch with its record, one line per call (epochs run, seconds, where early stopping
 ended it; INFO for the final loop, DEBUG for a stage's, whose summary the stage logs at INFO:
-logger ``invrec.invariance.stages``). ``invrec.base`` logs the start and end of every fit. invrec adds no handler of its own, so nothing is shown unless the application
-configures logging.
+logger ``invrec.invariance.stages``). ``invrec.base`` logs the start and end of every fit.
+invrec adds no handler of its own, so nothing is shown unless the application configures
+logging.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def _brief(record):
     """A record's scalar entries, rounded, for a log line."""
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                      for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+
 
 #: ``batch_size="auto"``: the largest power of two that gives an epoch at least
 #: ``AUTO_MIN_STEPS`` steps, clipped to ``AUTO_BATCH_RANGE``. The L2 weights of the backbone are

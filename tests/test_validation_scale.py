@@ -9,16 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import invrec.base as base
-from invrec import EIORRecommender, EIORRegressor, PaInvRLRecommender
+from invrec import EIORRegressor
 from invrec.base import validation_users
 from invrec.baselines import UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
-from invrec.invariance import EnvironmentInference, MaskLearning
-from invrec.milk import MILKRecommender
+from tiny_estimators import trained_estimators
 
 TINY = dict(max_epochs=2, batch_size=64, embedding_dim=4, device="cpu", random_state=0)
-STAGES = dict(environments=EnvironmentInference(2, max_rounds=1, epochs=1), mask=MaskLearning(epochs=1),
-              n_outer_iter=1, content_dim=4)
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +23,7 @@ def data():
     return make_multimodal_interactions(n_users=40, n_items=30, random_state=0)
 
 
-def _estimators():
-    return [UltraGCNRecommender(**TINY, content_dim=4, n_negatives=4),
-            PaInvRLRecommender(**TINY, **STAGES, n_negatives=4),
-            EIORRecommender(**TINY, **STAGES, n_negatives=4),
-            EIORRegressor(**TINY, **STAGES),
-            MILKRecommender(**TINY)]
-
-
-@pytest.mark.parametrize("estimator", _estimators(), ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", trained_estimators(max_epochs=2), ids=lambda e: type(e).__name__)
 def test_one_catalog_projection_per_ranking_pass(estimator, data, monkeypatch):
     X = data.interactions[["user", "item"]]
     y = 1.0 + (X["user"] + X["item"]) % 5 if isinstance(estimator, EIORRegressor) else None

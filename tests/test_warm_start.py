@@ -8,23 +8,15 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from invrec import EIORRecommender, EIORRegressor, PaInvRLRecommender
+from invrec import EIORRegressor, PaInvRLRecommender
 from invrec.baselines import UltraGCNRecommender
 from invrec.datasets import make_multimodal_interactions
 from invrec.invariance import EnvironmentInference, MaskLearning
-from invrec.milk import MILKRecommender
+from tiny_estimators import trained_estimators
 
 TINY = dict(batch_size=64, embedding_dim=4, early_stopping=False, device="cpu", random_state=0)
 STAGES = dict(environments=EnvironmentInference(2, max_rounds=1, epochs=1), mask=MaskLearning(epochs=2),
               n_outer_iter=1, content_dim=4)
-
-
-def _estimators():
-    return [UltraGCNRecommender(**TINY, content_dim=4, n_negatives=4),
-            PaInvRLRecommender(**TINY, **STAGES, n_negatives=4),
-            EIORRecommender(**TINY, **STAGES, n_negatives=4),
-            EIORRegressor(**TINY, **STAGES),
-            MILKRecommender(**TINY)]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +38,7 @@ def _same_weights(a, b):
     return one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
 
 
-@pytest.mark.parametrize("estimator", _estimators(), ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("estimator", trained_estimators(early_stopping=False), ids=lambda e: type(e).__name__)
 def test_two_then_two_epochs_is_four(estimator, data):
     four = _fit(clone(estimator).set_params(max_epochs=4), data)
     model = _fit(clone(estimator).set_params(max_epochs=2), data)

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 
-from .environments import infer_environments
+from .environments import INITS, infer_environments
 from .invariant_mask import PENALTIES, PENALTY_SCALES, learn_invariant_mask
 from ..utils.params import Interval, StrOptions, validate_parameters
 from .fusion import FUSION_MODES, Fusion
@@ -89,7 +89,7 @@ class EnvironmentInference(BaseEstimator):
         "max_rounds": [Interval(numbers.Integral, 1, None)],
         "tol": [Interval(numbers.Real, 0, None)],
         "epochs": [Interval(numbers.Integral, 0, None)],
-        "init": [StrOptions({"random", "taste"})],
+        "init": [StrOptions(set(INITS))],
     }
 
     def __init__(self, n_environments=10, *, embedding_dim=32, max_rounds=2, tol=0.01, epochs=5,
